@@ -1,0 +1,3 @@
+from linebreak.cli import main
+
+raise SystemExit(main())
