@@ -1,0 +1,193 @@
+"""Model-agnostic access to the parts of a Hugging Face causal LM that the analyses read.
+
+Every later stage (capture, QK, causal) needs the same few things from a model: its residual blocks, the
+norm that attention reads through, the attention module, and per-head query/key weights in TransformerLens
+layout (``W_Q [n_heads, d_model, d_head]``, ``q = x @ W_Q[h] + b_Q[h]``). Transformers stores these
+differently per architecture (GPT-2 fuses Q, K and V into one ``Conv1D`` with weight ``[d_model, 3 d_model]``;
+Llama has separate ``nn.Linear`` projections with grouped key/value heads; GPT-NeoX fuses them per head), so
+this module hides that once.
+
+Rotary models (Llama, NeoX): the ``W_Q``/``W_K`` returned here, like TransformerLens' ``hook_q``/``hook_k``,
+are *before* the rotary position embedding is applied. Their bilinear form ``W_Q W_K^T`` is the QK circuit
+for a query and key at the same position; at other offsets the rotation enters between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from linebreak.io import UserError
+
+# model_type (from config.json) -> the architecture family this module knows how to read.
+ARCHES = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama", "gpt_neox": "neox"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The shapes that matter for analysis. ``n_kv_heads < n_heads`` means grouped-query attention."""
+
+    arch: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_head: int
+
+
+def arch_of(model) -> str:
+    """``"gpt2"``, ``"llama"`` or ``"neox"``; a :class:`UserError` for anything else."""
+    mt = getattr(model.config, "model_type", None)
+    if mt not in ARCHES:
+        raise UserError(f"unsupported model type {mt!r}; supported: {', '.join(sorted(ARCHES))}")
+    return ARCHES[mt]
+
+
+def layout(model) -> Layout:
+    c = model.config
+    arch = arch_of(model)
+    n_heads = c.num_attention_heads
+    d_head = getattr(c, "head_dim", None) or c.hidden_size // n_heads
+    n_kv = getattr(c, "num_key_value_heads", None) or n_heads
+    return Layout(arch, c.num_hidden_layers, n_heads, n_kv, c.hidden_size, d_head)
+
+
+def blocks(model) -> list:
+    """The residual blocks, in order (block ``L`` reads ``blocks.{L}.hook_resid_pre``)."""
+    base = model.base_model
+    return list(base.h if arch_of(model) == "gpt2" else base.layers)
+
+
+def check_layer(model, layer: int) -> int:
+    n = model.config.num_hidden_layers
+    if not 0 <= layer < n:
+        raise UserError(f"layer {layer} does not exist; the model has layers 0..{n - 1}")
+    return layer
+
+
+def attn_norm(model, layer: int):
+    """The norm whose output attention reads (TL ``blocks.{L}.ln1``)."""
+    b = blocks(model)[check_layer(model, layer)]
+    return b.ln_1 if arch_of(model) == "gpt2" else b.input_layernorm
+
+
+def mlp_norm(model, layer: int):
+    """The norm whose output the MLP reads (TL ``blocks.{L}.ln2``). Its *input* is ``hook_resid_mid``,
+    except in a parallel-residual NeoX block, where attention and MLP both read ``hook_resid_pre``."""
+    b = blocks(model)[check_layer(model, layer)]
+    return b.ln_2 if arch_of(model) == "gpt2" else b.post_attention_layernorm
+
+
+def parallel_residual(model) -> bool:
+    """True when attention and MLP both read the block input (GPT-NeoX default): no ``hook_resid_mid``."""
+    return arch_of(model) == "neox" and bool(getattr(model.config, "use_parallel_residual", False))
+
+
+def attention(model, layer: int):
+    b = blocks(model)[check_layer(model, layer)]
+    return b.attn if arch_of(model) == "gpt2" else (b.self_attn if arch_of(model) == "llama" else b.attention)
+
+
+def qk_sources(model, layer: int) -> list:
+    """Where the queries and keys of ``layer`` can be read during a forward pass.
+
+    A list of ``(module, extract)``: ``extract(module_output)`` returns a dict with ``"q"`` and/or ``"k"``,
+    each ``[..., n_heads, d_head]`` (pre-rotary; grouped key heads repeated per query head). GPT-2 and NeoX
+    fuse Q/K/V into one projection, so one module yields both; Llama has separate ``q_proj`` and ``k_proj``.
+    """
+    lay, att = layout(model), attention(model, layer)
+    H, dh = lay.n_heads, lay.d_head
+    if lay.arch == "gpt2":
+        def qkv(out):
+            q, k, _ = out.split(H * dh, dim=-1)
+            return {"q": q.unflatten(-1, (H, dh)), "k": k.unflatten(-1, (H, dh))}
+        return [(att.c_attn, qkv)]
+    if lay.arch == "neox":
+        def qkv_per_head(out):
+            q, k, _ = out.unflatten(-1, (H, 3 * dh)).chunk(3, dim=-1)
+            return {"q": q, "k": k}
+        return [(att.query_key_value, qkv_per_head)]
+    rep, Hkv = H // lay.n_kv_heads, lay.n_kv_heads
+    return [(att.q_proj, lambda out: {"q": out.unflatten(-1, (H, dh))}),
+            (att.k_proj, lambda out: {"k": out.unflatten(-1, (Hkv, dh)).repeat_interleave(rep, -2)})]
+
+
+def qk_weights(model, layer: int):
+    """Per-head query and key maps of ``layer`` in TransformerLens layout.
+
+    Returns ``(W_Q [H, d_model, d_head], b_Q [H, d_head], W_K [H, d_model, d_head], b_K [H, d_head])`` as
+    float32 tensors detached from the model, so ``q[h] = ln1(x) @ W_Q[h] + b_Q[h]``. Grouped key/value heads
+    are repeated per query head (HF ``repeat_kv`` order); missing biases are zeros; rotary is not applied.
+    """
+    import torch
+
+    lay, att = layout(model), attention(model, layer)
+    H, Hkv, d, dh = lay.n_heads, lay.n_kv_heads, lay.d_model, lay.d_head
+    with torch.no_grad():
+        if lay.arch == "gpt2":  # Conv1D: out = x @ W + b, W [d_model, 3 H dh]
+            W, b = att.c_attn.weight.float(), att.c_attn.bias.float()
+            W_Q = W[:, : H * dh].reshape(d, H, dh).permute(1, 0, 2)
+            W_K = W[:, H * dh: 2 * H * dh].reshape(d, H, dh).permute(1, 0, 2)
+            b_Q, b_K = b[: H * dh].reshape(H, dh), b[H * dh: 2 * H * dh].reshape(H, dh)
+        elif lay.arch == "neox":  # Linear: out = x @ W.T + b, out viewed as [H, (q|k|v) dh]
+            lin = att.query_key_value
+            W = lin.weight.float().reshape(H, 3, dh, d)
+            W_Q, W_K = W[:, 0].transpose(1, 2), W[:, 1].transpose(1, 2)
+            b = lin.bias.float().reshape(H, 3, dh) if lin.bias is not None else torch.zeros(H, 3, dh)
+            b_Q, b_K = b[:, 0], b[:, 1]
+        else:
+            W_Q = att.q_proj.weight.float().reshape(H, dh, d).transpose(1, 2)
+            W_K = att.k_proj.weight.float().reshape(Hkv, dh, d).transpose(1, 2).repeat_interleave(H // Hkv, 0)
+            qb, kb = att.q_proj.bias, att.k_proj.bias
+            b_Q = qb.float().reshape(H, dh) if qb is not None else torch.zeros(H, dh)
+            b_K = (kb.float().reshape(Hkv, dh).repeat_interleave(H // Hkv, 0) if kb is not None
+                   else torch.zeros(H, dh))
+    return tuple(t.detach().clone().contiguous() for t in (W_Q, b_Q, W_K, b_K))
+
+
+def ensure_eager(model):
+    """Attention probabilities exist only with eager attention (SDPA returns none); switch if needed."""
+    if getattr(model.config, "_attn_implementation", "eager") != "eager":
+        model.set_attn_implementation("eager")
+    return model
+
+
+def load_model(model_dir: str | Path):
+    """Load a local model folder and its tokenizer: eager attention, eval mode, float32, offline."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"not a model folder (no config.json): {model_dir}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, attn_implementation="eager", dtype=torch.float32, local_files_only=True)
+    except Exception as e:  # corrupt weights/config surface as many exception types
+        raise UserError(f"could not load model from {model_dir}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except Exception as e:
+        raise UserError(f"could not load the tokenizer saved with the model in {model_dir}: "
+                        f"{type(e).__name__}") from None
+    arch_of(model)
+    return ensure_eager(model).eval(), tokenizer
+
+
+def check_tokenizer_matches(tokenizer, corpus) -> None:
+    """Refuse a model whose tokenizer is not the corpus tokenizer (same tokens, same ids)."""
+    a, b = tokenizer.get_vocab(), corpus.tokenizer.get_vocab()
+    if a != b:
+        only_model = len(set(a) - set(b))
+        only_corpus = len(set(b) - set(a))
+        moved = sum(1 for t in set(a) & set(b) if a[t] != b[t])
+        raise UserError(f"the model's tokenizer does not match the corpus tokenizer ({len(a)} vs {len(b)} "
+                        f"tokens; {only_model} only in the model, {only_corpus} only in the corpus, "
+                        f"{moved} with other ids)")
+
+
+def check_vocab_fits(model, max_id: int) -> None:
+    n = model.get_input_embeddings().num_embeddings
+    if max_id >= n:
+        raise UserError(f"the corpus uses token id {max_id} but the model has only {n} embeddings")

@@ -1,0 +1,106 @@
+"""linebreak.arch on tiny random GPT-2, Llama (grouped-query) and GPT-NeoX models: the per-head W_Q/W_K it
+returns must reproduce the queries and keys the model actually computes from the attention norm's output."""
+
+import pytest
+import torch
+
+from linebreak import arch
+from linebreak.io import UserError
+
+VOCAB = 40
+
+
+def tiny_model(kind: str = "gpt2", seed: int = 0, n_layer: int = 2, d: int = 32, n_head: int = 4):
+    """A randomly initialised causal LM with eager attention (biases made non-zero where they exist)."""
+    from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=d, n_layer=n_layer, n_head=n_head,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    elif kind == "llama":
+        cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=d, intermediate_size=2 * d, num_hidden_layers=n_layer,
+                          num_attention_heads=n_head, num_key_value_heads=n_head // 2,
+                          max_position_embeddings=64, attention_bias=True)
+    else:
+        cfg = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=d, intermediate_size=2 * d,
+                            num_hidden_layers=n_layer, num_attention_heads=n_head, max_position_embeddings=64,
+                            use_parallel_residual=False)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.1)
+    return model
+
+
+def tiny_tokenizer(n: int = VOCAB):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<bos>": 0, "\n": 1} | {f"w{i}": i for i in range(2, n)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<bos>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
+def test_qk_weights_reproduce_model_queries_and_keys(kind):
+    model = tiny_model(kind)
+    lay = arch.layout(model)
+    assert lay.arch == kind and lay.n_layers == 2 and lay.d_head == 8
+    assert lay.n_kv_heads == (2 if kind == "llama" else 4)
+    assert len(arch.blocks(model)) == 2
+    ids = torch.randint(0, VOCAB, (2, 10))
+    seen = {}
+    for layer in range(2):
+        seen.clear()
+        handles = [arch.attn_norm(model, layer).register_forward_hook(
+            lambda m, i, o: seen.__setitem__("x", o))]
+        for module, extract in arch.qk_sources(model, layer):
+            handles.append(module.register_forward_hook(lambda m, i, o, f=extract: seen.update(f(o))))
+        with torch.no_grad():
+            model(ids)
+        for h in handles:
+            h.remove()
+        W_Q, b_Q, W_K, b_K = arch.qk_weights(model, layer)
+        assert W_Q.shape == W_K.shape == (4, 32, 8) and b_Q.shape == b_K.shape == (4, 8)
+        q = torch.einsum("btd,hde->bthe", seen["x"], W_Q) + b_Q
+        k = torch.einsum("btd,hde->bthe", seen["x"], W_K) + b_K
+        torch.testing.assert_close(q, seen["q"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(k, seen["k"], atol=1e-5, rtol=1e-5)
+        assert b_Q.abs().sum() > 0  # biases were read, not zero-filled
+
+
+def test_missing_layer_and_unsupported_model():
+    model = tiny_model("gpt2")
+    with pytest.raises(UserError, match="layer 5 does not exist"):
+        arch.qk_weights(model, 5)
+
+    class Fake:
+        config = type("C", (), {"model_type": "bert"})()
+    with pytest.raises(UserError, match="unsupported model type"):
+        arch.layout(Fake())
+
+
+def test_load_model_round_trip_and_bad_folders(tmp_path):
+    model, tok = tiny_model("llama"), tiny_tokenizer()
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    loaded, ltok = arch.load_model(tmp_path / "m")
+    assert not loaded.training and loaded.config._attn_implementation == "eager"
+    assert next(loaded.parameters()).dtype == torch.float32
+    for a, b in zip(arch.qk_weights(model, 1), arch.qk_weights(loaded, 1)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(UserError, match="no config.json"):
+        arch.load_model(tmp_path / "nothing")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="could not load model"):
+        arch.load_model(tmp_path / "m")
+
+
+def test_tokenizer_mismatch_is_refused():
+    corpus = type("Corpus", (), {"tokenizer": tiny_tokenizer(VOCAB)})()
+    arch.check_tokenizer_matches(tiny_tokenizer(VOCAB), corpus)
+    with pytest.raises(UserError, match="does not match the corpus tokenizer"):
+        arch.check_tokenizer_matches(tiny_tokenizer(VOCAB + 3), corpus)
