@@ -1,0 +1,191 @@
+"""The QK twist test: does a head's query-key map line count ``i`` up with width ``k = i + eps``?
+
+Gurnee et al. (2025) multiply count representations through a boundary head's ``W_Q`` and width
+representations through its ``W_K`` and compare them by cosine similarity. In the raw residual stream the
+best match is on the diagonal ``k = i`` with a low cosine (about 0.25); through a boundary head it moves off
+the diagonal to ``k = i + eps`` with a cosine near 1; a random head shows no structure. This module is that
+computation on plain arrays, with no model in sight:
+
+- :func:`twist_matrix` — cosine matrix ``cos[i, k]`` between (centred) query-side and key-side vectors,
+  each optionally mapped through a ``[d, d_head]`` matrix (``None`` = the identity map);
+- :func:`argmax_offsets` — the per-row best width ``k*(i)``, offsets ``eps(i) = k*(i) - i``, their median
+  and spread, and a linear fit of ``k*`` on ``i``;
+- :func:`random_like` — a seeded Gaussian matrix of the same shape and norm (the control);
+- :func:`head_summary`, :func:`twist_score`, :func:`head_verdict` — one head's numbers, its ranking score,
+  and the pass/fail verdict whose thresholds are the named constants below (documented in docs/qk.md).
+
+Centring. The vectors on each side are centred on their own mean over values before mapping. Because the
+map is linear, centring before or after it is the same, and the bias ``b_Q``/``b_K`` (a constant added to
+every query or key) cancels; so the cosine measures how the *value-dependent* part of the query lines up
+with the value-dependent part of the key. (Uncentred, every vector shares the mean direction and all
+cosines crowd towards one number.)
+
+A caution the numbers must be read with: if both sides lie on straight lines (1-D ramps), the centred
+vectors are ``+-u`` and every cosine is ``+-c`` — a two-block matrix whose row argmax is arbitrary. A high
+maximum cosine alone therefore proves nothing; the verdict also asks for a clean, unit-slope offset line
+that does not sit at the edge of the width range, and for a gain over the identity map and the control.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---- verdict thresholds (docs/qk.md explains each) -------------------------------------------------------
+MIN_MAX_COS = 0.8          # the head's best cosine (paper: ~1 through a boundary head)
+SLOPE_RANGE = (0.8, 1.25)  # k*(i) = slope * i + intercept: the offset line must run parallel to the diagonal
+MIN_R2 = 0.8               # ... and be a clean line
+OFFSET_RANGE = (0.5, 20.0)  # median eps = k* - i: small and positive (count just below the width)
+MAX_EDGE_FRACTION = 0.25   # rows whose argmax sits on the first/last width (a pinned, monotone score)
+MIN_GAIN = 0.1             # row-max alignment must beat the identity map and the random control by this much
+
+
+def _centre(X: np.ndarray) -> np.ndarray:
+    return X - X.mean(axis=0, keepdims=True)
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(n > 0, n, 1.0)
+
+
+def twist_matrix(Q_side: np.ndarray, K_side: np.ndarray, W_Q: np.ndarray | None = None,
+                 W_K: np.ndarray | None = None, centre: bool = True) -> np.ndarray:
+    """Cosine similarity ``cos[i, k]`` between ``Q_side[i] @ W_Q`` and ``K_side[k] @ W_K``.
+
+    ``Q_side [I, d]`` (e.g. per-count means or count probes), ``K_side [K, d]`` (per-width means or probes);
+    ``W_Q``/``W_K`` ``[d, d_head]`` or ``None`` for the identity map (then both sides must share ``d``).
+    """
+    Q, K = np.asarray(Q_side, dtype=np.float64), np.asarray(K_side, dtype=np.float64)
+    if centre:
+        Q, K = _centre(Q), _centre(K)
+    if W_Q is not None:
+        Q = Q @ np.asarray(W_Q, dtype=np.float64)
+    if W_K is not None:
+        K = K @ np.asarray(W_K, dtype=np.float64)
+    if Q.shape[1] != K.shape[1]:
+        raise ValueError(f"query side has dimension {Q.shape[1]}, key side {K.shape[1]}")
+    return _unit_rows(Q) @ _unit_rows(K).T
+
+
+def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares ``y = slope x + intercept`` and its R^2 (nan when undefined)."""
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    ss = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid**2).sum()) / ss if ss > 0 else float("nan")
+    return float(slope), float(intercept), r2
+
+
+def argmax_offsets(cos: np.ndarray, i_values: np.ndarray, k_values: np.ndarray,
+                   rows: np.ndarray | None = None) -> dict:
+    """Per-row best width and the offset line of a twist matrix.
+
+    ``rows`` (bool mask over ``i_values``) selects the rows that enter the statistics; by default the counts
+    inside the width range (a count beyond every width has no width to line up with).
+    Returns ``k_star [I]``, ``offsets [I]`` (``k*(i) - i``), ``rows`` (the mask used), ``median``,
+    ``spread`` (interquartile range), ``slope``, ``intercept``, ``r2`` (fit of ``k*`` on ``i``), ``max_cos``
+    (over the whole matrix), ``alignment`` (mean over used rows of the row maximum) and ``edge_fraction``
+    (used rows whose argmax is the first or last width).
+    """
+    cos = np.asarray(cos, dtype=np.float64)
+    i_values, k_values = np.asarray(i_values, dtype=np.float64), np.asarray(k_values, dtype=np.float64)
+    if cos.shape != (len(i_values), len(k_values)):
+        raise ValueError(f"cos is {cos.shape}, expected {(len(i_values), len(k_values))}")
+    if rows is None:
+        rows = (i_values >= k_values.min()) & (i_values <= k_values.max())
+    rows = np.asarray(rows, dtype=bool)
+    arg = cos.argmax(axis=1)
+    k_star = k_values[arg]
+    offsets = k_star - i_values
+    x, y = i_values[rows], k_star[rows]
+    slope, intercept, r2 = _linfit(x, y)
+    used = offsets[rows]
+    edge = (arg[rows] == 0) | (arg[rows] == len(k_values) - 1)
+    nan = float("nan")
+    return {
+        "k_star": k_star, "offsets": offsets, "rows": rows,
+        "median": float(np.median(used)) if used.size else nan,
+        "spread": float(np.subtract(*np.percentile(used, [75, 25]))) if used.size else nan,
+        "slope": slope, "intercept": intercept, "r2": r2,
+        "max_cos": float(cos.max()),
+        "alignment": float(cos[rows].max(axis=1).mean()) if rows.any() else nan,
+        "edge_fraction": float(edge.mean()) if edge.size else nan,
+        "n_rows": int(rows.sum()),
+    }
+
+
+def random_like(W: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A Gaussian matrix of ``W``'s shape scaled to ``W``'s Frobenius norm (the random-map control)."""
+    R = rng.standard_normal(np.shape(W))
+    return R * (np.linalg.norm(W) / max(np.linalg.norm(R), 1e-12))
+
+
+SUMMARY_KEYS = ("max_cos", "alignment", "median", "spread", "slope", "intercept", "r2", "edge_fraction")
+
+
+def _brief(stats: dict) -> dict:
+    return {k: stats[k] for k in SUMMARY_KEYS}
+
+
+def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator) -> dict:
+    """One head's three matrices (through the head, identity, random control) and their statistics."""
+    mats = {
+        "head": twist_matrix(Q_side, K_side, W_Q, W_K),
+        "identity": twist_matrix(Q_side, K_side),
+        "control": twist_matrix(Q_side, K_side, random_like(W_Q, rng), random_like(W_K, rng)),
+    }
+    stats = {name: argmax_offsets(m, i_values, k_values) for name, m in mats.items()}
+    out = {name: _brief(s) for name, s in stats.items()}
+    out["offsets"] = stats["head"]["offsets"]
+    out["k_star"] = stats["head"]["k_star"]
+    out["gain_over_identity"] = stats["head"]["alignment"] - stats["identity"]["alignment"]
+    out["gain_over_control"] = stats["head"]["alignment"] - stats["control"]["alignment"]
+    out["score"] = twist_score(out)
+    out["verdict"] = head_verdict(out)
+    out["control_verdict"] = line_checks(out["control"])
+    return out, mats
+
+
+def _finite(x) -> float:
+    return float(x) if x is not None and np.isfinite(x) else 0.0
+
+
+def twist_score(summary: dict) -> float:
+    """Ranking score: alignment gain over the identity map times the consistency of the offset line.
+
+    ``max(0, gain) * r2 * (1 - edge_fraction)`` — zero for a head that aligns no better than the raw
+    residual stream, or whose per-row argmax does not follow a line, or sits on the edge of the range.
+    """
+    h = summary["head"]
+    return (max(0.0, _finite(summary["gain_over_identity"])) * max(0.0, _finite(h["r2"]))
+            * (1.0 - _finite(h["edge_fraction"])))
+
+
+def line_checks(stats: dict) -> dict:
+    """The criteria on one matrix's own statistics: a high cosine on a clean, unit-slope line just above
+    the diagonal that is not pinned to the edge of the width range. ``passes`` when all hold."""
+    checks = {
+        "max_cos": _finite(stats["max_cos"]) >= MIN_MAX_COS,
+        "slope": SLOPE_RANGE[0] <= _finite(stats["slope"]) <= SLOPE_RANGE[1],
+        "r2": _finite(stats["r2"]) >= MIN_R2,
+        "offset_small_positive": OFFSET_RANGE[0] <= _finite(stats["median"]) <= OFFSET_RANGE[1],
+        "not_pinned_to_edge": _finite(stats["edge_fraction"]) <= MAX_EDGE_FRACTION,
+    }
+    return {"passes": all(checks.values()), "checks": checks}
+
+
+def head_verdict(summary: dict) -> dict:
+    """Does this head's QK twist line count up with the limit? The line criteria of :func:`line_checks`
+    on the head's matrix, plus a clear alignment gain over the identity map and over the random control."""
+    checks = dict(line_checks(summary["head"])["checks"])
+    checks["beats_identity"] = _finite(summary["gain_over_identity"]) >= MIN_GAIN
+    checks["beats_control"] = _finite(summary["gain_over_control"]) >= MIN_GAIN
+    return {"passes": all(checks.values()), "checks": checks}
+
+
+def thresholds() -> dict:
+    """The verdict thresholds, for the JSON (so a result says what it was judged against)."""
+    return {"min_max_cos": MIN_MAX_COS, "slope_range": list(SLOPE_RANGE), "min_r2": MIN_R2,
+            "offset_range": list(OFFSET_RANGE), "max_edge_fraction": MAX_EDGE_FRACTION, "min_gain": MIN_GAIN}
