@@ -1,0 +1,35 @@
+"""``linebreak generate``: write a wrapped-text corpus folder (synthetic words, or ``--text FILE``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from linebreak.config import add_config_args, resolve_config
+
+
+def register(subparsers) -> None:
+    from linebreak.corpus.store import CorpusConfig
+
+    p = subparsers.add_parser("generate", help="generate a fixed-width wrapped corpus",
+                              description=__doc__)
+    p.add_argument("--out", required=True, help="corpus folder to create")
+    p.add_argument("--preset", default="default", help="data preset (see linebreak.train.PRESETS)")
+    p.add_argument("--force", action="store_true", help="replace an existing corpus in --out")
+    add_config_args(p, CorpusConfig, "data settings (default: the preset's value)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from linebreak.corpus.store import CorpusConfig, generate_corpus, load_corpus
+    from linebreak.train import PRESETS
+
+    cfg = resolve_config(CorpusConfig, {k: v.data for k, v in PRESETS.items()}, args.preset, args)
+    out = generate_corpus(cfg, args.out, force=args.force)
+    meta = load_corpus(out).meta
+    print(f"corpus written to {out} (fingerprint {meta['fingerprint']})")
+    print(f"{'split':<12}{'documents':>10}{'tokens':>12}{'newlines':>10}")
+    for name, s in meta["stats"].items():
+        print(f"{name:<12}{s['documents']:>10}{s['tokens']:>12}{s['newlines']:>10}")
+    print(f"widths {min(meta['widths'])}..{max(meta['widths'])} ({len(meta['widths'])} values), "
+          f"{meta['n_word_types']} word types, vocabulary {meta['vocab_size']} tokens")
+    return 0

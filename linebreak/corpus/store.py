@@ -1,0 +1,248 @@
+"""Build a wrapped-text corpus folder and load it back (``linebreak generate``).
+
+A corpus is a folder (layout in docs/architecture.md): ``metadata.json`` (settings and statistics), the
+tokenizer, ``{train,validation}.safetensors`` holding ``input_ids [n_docs, seq_len]`` and ``width [n_docs]``,
+and the decoded documents as text. Each document is ``<bos>`` followed by words wrapped greedily at one
+width drawn uniformly from the chosen widths, cut to exactly ``seq_len`` tokens; the width is never written
+in the text. Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text``
+set, a user's file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
+Same settings, same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from linebreak.corpus.labels import labels_for_split
+from linebreak.corpus.tokenizer import BOS_ID, FIRST_WORD_ID, NEWLINE_ID, build_tokenizer, token_lengths
+from linebreak.corpus.words import WordVocab, sample_word_ids, synthetic_vocab, text_vocab
+from linebreak.corpus.wrap import check_fits, parse_widths, wrap_ids
+from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
+
+SPLITS = ("train", "validation")
+DOC_SEPARATOR = "\n\f\n"
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    widths: str = field(default="20:80", metadata={"help": "wrap widths: a list 20,40,60 or a range 20:150"})
+    seq_len: int = field(default=256, metadata={"help": "tokens per document, <bos> included"})
+    n_train: int = field(default=20000, metadata={"help": "training documents (at most, with --text)"})
+    n_val: int = field(default=256, metadata={"help": "validation documents (at most, with --text)"})
+    vocab_size: int = field(default=500, metadata={"help": "synthetic word types"})
+    min_word_len: int = 1
+    max_word_len: int = 12
+    zipf: float = field(default=0.8, metadata={"help": "Zipf exponent of word frequencies"})
+    length_bias: float = field(default=0.0, metadata={
+        "help": "per-document word-length tilt: p(w) * exp(b * len(w)), b ~ U[-bias, bias]; 0 = off"})
+    seed: int = 0
+    text: str = field(default="", metadata={"help": "re-wrap this UTF-8 text file (not synthetic words)"})
+
+
+@dataclass
+class CorpusSplit:
+    input_ids: np.ndarray  # int64 [n_docs, seq_len]
+    width: np.ndarray  # int64 [n_docs]
+
+
+@dataclass
+class Corpus:
+    path: Path
+    meta: dict
+    tokenizer: object  # PreTrainedTokenizerFast
+    splits: dict[str, CorpusSplit]
+    token_lengths: np.ndarray  # [vocab] characters per token id (<bos> 0)
+    newline_id: int
+    bos_id: int
+
+    def labels(self, split: str) -> dict[str, np.ndarray]:
+        s = self.splits[split]
+        return labels_for_split(s.input_ids, s.width, self.token_lengths, self.newline_id)
+
+    @property
+    def widths(self) -> list[int]:
+        return list(self.meta["widths"])
+
+    @property
+    def word_length_probs(self) -> np.ndarray:
+        return np.asarray(self.meta["word_length_probs"], dtype=float)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.meta["fingerprint"]
+
+
+def _check(cfg: CorpusConfig) -> list[int]:
+    widths = parse_widths(cfg.widths)
+    for name in ("seq_len", "n_train", "n_val", "vocab_size", "min_word_len"):
+        if getattr(cfg, name) < (2 if name == "seq_len" else 1):
+            raise UserError(f"{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.max_word_len < cfg.min_word_len:
+        raise UserError(f"max_word_len {cfg.max_word_len} < min_word_len {cfg.min_word_len}")
+    if cfg.zipf < 0 or cfg.length_bias < 0:
+        raise UserError("zipf and length_bias must be >= 0")
+    return widths
+
+
+def _read_text_words(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"text file not found: {p}")
+    try:
+        words = p.read_text(encoding="utf-8").split()
+    except UnicodeDecodeError:
+        raise UserError(f"text file is not UTF-8: {p}") from None
+    if not words:
+        raise UserError(f"text file has no words: {p}")
+    return words
+
+
+def _synthetic_split(cfg, vocab, widths, n_docs, split_index):
+    rng = np.random.default_rng([cfg.seed, 2, split_index])
+    n = len(vocab.words)
+    ids = np.empty((n_docs, cfg.seq_len), dtype=np.int64)
+    ids[:, 0] = BOS_ID
+    doc_widths = rng.choice(widths, size=n_docs)
+    lengths = vocab.lengths
+    for d in range(n_docs):
+        words = sample_word_ids(vocab, cfg.seq_len, rng, cfg.length_bias)
+        ids[d, 1:], _ = wrap_ids(words, lengths, int(doc_widths[d]), cfg.seq_len - 1,
+                                 FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID)
+    return CorpusSplit(ids, doc_widths.astype(np.int64))
+
+
+def _text_splits(cfg, vocab, widths, words):
+    index = {w: i for i, w in enumerate(vocab.words)}
+    stream = np.array([index[w] for w in words], dtype=np.int64)
+    rng = np.random.default_rng([cfg.seed, 3])
+    n, lengths = len(vocab.words), vocab.lengths
+    docs, doc_widths, pos = [], [], 0
+    while len(docs) < cfg.n_train + cfg.n_val:
+        width = int(rng.choice(widths))
+        try:
+            toks, used = wrap_ids(stream[pos:pos + cfg.seq_len], lengths, width, cfg.seq_len - 1,
+                                  FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID)
+        except ValueError:  # the text ran out; a partial last document is dropped
+            break
+        docs.append(np.concatenate([[BOS_ID], toks]))
+        doc_widths.append(width)
+        pos += used
+    if len(docs) < 2:
+        raise UserError(f"text too short: it fills {len(docs)} document(s) of {cfg.seq_len} tokens; need 2")
+    n_val = min(cfg.n_val, max(1, len(docs) // 5))
+    ids, ws = np.stack(docs).astype(np.int64), np.array(doc_widths, dtype=np.int64)
+    return {"train": CorpusSplit(ids[:-n_val], ws[:-n_val]),
+            "validation": CorpusSplit(ids[-n_val:], ws[-n_val:])}
+
+
+def _stats(split: CorpusSplit, tok_lengths: np.ndarray) -> dict:
+    labels = labels_for_split(split.input_ids, split.width, tok_lengths, NEWLINE_ID)
+    lengths = tok_lengths[split.input_ids]
+    is_word = (lengths > 0) & ~labels["is_newline"]
+    prev = np.pad(labels["count"][:, :-1], ((0, 0), (1, 0)))
+    word_len = (lengths - (prev > 0))[is_word]  # a word after a non-empty line carries a space
+    lines = labels["line_index"][:, -1] + 1
+    return {
+        "documents": len(split.width),
+        "tokens": int(split.input_ids.size),
+        "newlines": int(labels["is_newline"].sum()),
+        "documents_per_width": {int(w): int((split.width == w).sum()) for w in np.unique(split.width)},
+        "lines_per_width": {int(w): int(lines[split.width == w].sum()) for w in np.unique(split.width)},
+        "word_length_histogram": {int(k): int(v) for k, v in enumerate(np.bincount(word_len)) if v},
+    }
+
+
+def build_corpus(cfg: CorpusConfig) -> tuple[dict[str, CorpusSplit], WordVocab, list[int]]:
+    """The documents of both splits, the word vocabulary and the widths (no disk I/O)."""
+    widths = _check(cfg)
+    if cfg.text:
+        words = _read_text_words(cfg.text)
+        vocab = text_vocab(words)
+        check_fits(max(vocab.words, key=len), min(widths))
+        return _text_splits(cfg, vocab, widths, words), vocab, widths
+    check_fits(cfg.max_word_len, min(widths))
+    vocab = synthetic_vocab(cfg.vocab_size, cfg.min_word_len, cfg.max_word_len, cfg.zipf, cfg.seed)
+    splits = {name: _synthetic_split(cfg, vocab, widths, n, i)
+              for i, (name, n) in enumerate(zip(SPLITS, (cfg.n_train, cfg.n_val)))}
+    return splits, vocab, widths
+
+
+def generate_corpus(cfg: CorpusConfig, out_dir: str | Path, force: bool = False) -> Path:
+    """Generate the corpus for ``cfg`` into ``out_dir`` (built in a staging folder, renamed at the end)."""
+    out_dir = Path(out_dir)
+    _refuse_existing(out_dir, force)
+    splits, vocab, widths = build_corpus(cfg)
+    tokenizer = build_tokenizer(vocab.words)
+    tok_lengths = token_lengths(tokenizer)
+    meta = {
+        "format": "linebreak-corpus/1",
+        "config": asdict(cfg),
+        "text_sha256": hashlib.sha256(Path(cfg.text).read_bytes()).hexdigest() if cfg.text else None,
+        "widths": widths,
+        "word_length_probs": vocab.length_probs().tolist(),
+        "n_word_types": len(vocab.words),
+        "vocab_size": len(tok_lengths),
+        "seq_len": cfg.seq_len,
+        "bos_id": BOS_ID,
+        "newline_id": NEWLINE_ID,
+        "stats": {name: _stats(s, tok_lengths) for name, s in splits.items()},
+    }
+    meta["fingerprint"] = _fingerprint(splits, meta)
+    with staging_dir(out_dir) as tmp:
+        tokenizer.save_pretrained(str(tmp))
+        for name, s in splits.items():
+            save_tensors(tmp / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width})
+            texts = tokenizer.batch_decode(s.input_ids[:, 1:].tolist())
+            write_text(tmp / f"{name}.txt", DOC_SEPARATOR.join(texts) + "\n")
+        save_json(tmp / "metadata.json", meta)
+    return out_dir
+
+
+def _fingerprint(splits: dict[str, CorpusSplit], meta: dict) -> str:
+    h = hashlib.sha256()
+    for name in SPLITS:
+        h.update(np.ascontiguousarray(splits[name].input_ids).tobytes())
+        h.update(np.ascontiguousarray(splits[name].width).tobytes())
+    h.update(repr(meta["word_length_probs"]).encode())
+    return h.hexdigest()[:16]
+
+
+def _refuse_existing(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output path exists and is not a directory: {out_dir}")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / "metadata.json").exists():
+            raise UserError(f"{out_dir} is not empty and not a corpus; refusing to replace it")
+        if not force:
+            raise UserError(f"{out_dir} already holds a corpus (metadata.json); pass --force to overwrite")
+
+
+def load_corpus(path: str | Path) -> Corpus:
+    """Load a corpus folder; a missing or corrupt one is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"corpus folder not found: {path}")
+    meta = load_json(path / "metadata.json", "corpus metadata")
+    if not isinstance(meta, dict) or meta.get("format") != "linebreak-corpus/1":
+        raise UserError(f"not a linebreak corpus (metadata.json format): {path}")
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as e:
+        raise UserError(f"corpus tokenizer is missing or corrupt: {path} ({type(e).__name__})") from None
+    splits = {}
+    for name in SPLITS:
+        t = load_tensors(path / f"{name}.safetensors", f"corpus {name} split")
+        ids, width = t.get("input_ids"), t.get("width")
+        if ids is None or width is None or ids.ndim != 2 or len(width) != len(ids):
+            raise UserError(f"corpus {name} split has the wrong tensors: {path}")
+        splits[name] = CorpusSplit(ids.numpy().astype(np.int64), width.numpy().astype(np.int64))
+    tok_lengths = token_lengths(tokenizer)
+    if int(max(s.input_ids.max() for s in splits.values())) >= len(tok_lengths):
+        raise UserError(f"corpus token ids exceed its tokenizer's vocabulary: {path}")
+    return Corpus(path, meta, tokenizer, splits, tok_lengths, int(meta["newline_id"]), int(meta["bos_id"]))

@@ -1,0 +1,48 @@
+"""The corpus tokenizer: a token per word (``"word"`` line-initial, ``" word"`` after a space) and ``"\\n"``.
+
+It is a Hugging Face ``tokenizers`` WordLevel model whose pre-tokenizer isolates ``" ?[^ \\n]+"`` and
+``"\\n"`` and whose decoder simply concatenates tokens, wrapped as a ``PreTrainedTokenizerFast``. Saved with
+the corpus, it loads offline with ``AutoTokenizer.from_pretrained(dir)``, and ``decode`` returns the exact
+text. Token ids are laid out so that wrapping can emit ids directly (:func:`linebreak.corpus.wrap.wrap_ids`):
+
+    0 <bos>, 1 <unk>, 2 "\\n", 3 .. 3+n-1 the n words, 3+n .. 3+2n-1 the same words with a leading space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BOS, UNK, NEWLINE = "<bos>", "<unk>", "\n"
+BOS_ID, UNK_ID, NEWLINE_ID, FIRST_WORD_ID = 0, 1, 2, 3
+PATTERN = r" ?[^ \n]+|\n"
+
+
+def build_tokenizer(words: Sequence[str]):
+    """A ``PreTrainedTokenizerFast`` over ``words`` with the id layout above."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {BOS: BOS_ID, UNK: UNK_ID, NEWLINE: NEWLINE_ID}
+    n = len(words)
+    for i, w in enumerate(words):
+        vocab[w] = FIRST_WORD_ID + i
+        vocab[" " + w] = FIRST_WORD_ID + n + i
+    if len(vocab) != 3 + 2 * n:
+        raise ValueError("words must be distinct and must not contain spaces or newlines")
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(PATTERN), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, unk_token=UNK,
+                                   model_input_names=["input_ids", "attention_mask"])
+
+
+def token_lengths(tokenizer) -> np.ndarray:
+    """Characters per token id ([vocab]); special tokens (``<bos>``, ``<unk>``) have length 0."""
+    vocab = tokenizer.get_vocab()
+    out = np.zeros(len(vocab), dtype=np.int64)
+    special = set(tokenizer.all_special_tokens)
+    for tok, i in vocab.items():
+        out[i] = 0 if tok in special else len(tok)
+    return out

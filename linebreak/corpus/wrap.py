@@ -1,0 +1,93 @@
+"""Greedy fixed-width wrapping, as text and directly as token ids.
+
+Greedy wrapping puts each word on the current line if it fits (with its separating space) and otherwise starts
+a new line. So no line is longer than the width, and every line break happens only because the next word
+would not fit. A word longer than the width cannot be placed at all: that is an error (:class:`WrapError`),
+never a silently over-long line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from linebreak.io import UserError
+
+
+class WrapError(UserError):
+    """A word is longer than the line width."""
+
+
+def parse_widths(spec: str) -> list[int]:
+    """``"20,40,60"`` -> [20, 40, 60]; ``"20:150"`` -> 20..150 inclusive."""
+    spec = str(spec).strip()
+    try:
+        if ":" in spec:
+            lo, hi = (int(x) for x in spec.split(":"))
+            widths = list(range(lo, hi + 1))
+        else:
+            widths = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"widths must be a list like 20,40,60 or a range like 20:150, got {spec!r}") from None
+    if not widths:
+        raise UserError(f"no widths in {spec!r} (a range lo:hi needs lo <= hi)")
+    if min(widths) <= 0:
+        raise UserError(f"widths must be positive, got {min(widths)}")
+    return sorted(set(widths))
+
+
+def check_fits(longest_word: str | int, width: int) -> None:
+    n = longest_word if isinstance(longest_word, int) else len(longest_word)
+    if n > width:
+        what = f"{n} characters" if isinstance(longest_word, int) else f"{longest_word[:30]!r} ({n} chars)"
+        raise WrapError(f"width {width} is shorter than the longest word, {what}")
+
+
+def wrap_words(words: Sequence[str], width: int) -> list[str]:
+    """Greedy wrap of ``words`` into lines of at most ``width`` characters."""
+    lines: list[str] = []
+    line = ""
+    for w in words:
+        check_fits(w, width)
+        if not line:
+            line = w
+        elif len(line) + 1 + len(w) <= width:
+            line += " " + w
+        else:
+            lines.append(line)
+            line = w
+    if line:
+        lines.append(line)
+    return lines
+
+
+def wrap_ids(word_ids: np.ndarray, word_lengths: np.ndarray, width: int, n_tokens: int,
+             first_word_id: int, first_spaced_id: int, newline_id: int) -> tuple[np.ndarray, int]:
+    """Greedy-wrap a stream of word ids straight into ``n_tokens`` token ids.
+
+    A line-initial word ``w`` becomes token ``first_word_id + w``, a word after a space
+    ``first_spaced_id + w``, a line break ``newline_id``. Returns the tokens and how many words were used;
+    raises :class:`ValueError` if the words run out first.
+    """
+    out = np.empty(n_tokens, dtype=np.int64)
+    t = used = count = 0
+    lengths = word_lengths[word_ids].tolist()
+    ids = word_ids.tolist()
+    while t < n_tokens:
+        if used >= len(ids):
+            raise ValueError("ran out of words")
+        w, n = ids[used], lengths[used]
+        if n > width:
+            check_fits(n, width)
+        if count == 0:
+            out[t], count = first_word_id + w, n
+        elif count + 1 + n <= width:
+            out[t], count = first_spaced_id + w, count + 1 + n
+        else:
+            out[t], count = newline_id, 0
+            t += 1
+            continue  # the same word starts the next line
+        used += 1
+        t += 1
+    return out, used

@@ -1,0 +1,63 @@
+"""Small causal transformers from a dataclass config: GPT-2, Llama or GPT-NeoX, built with ``transformers``.
+
+Models are created with ``attn_implementation="eager"`` so attention patterns can be read. Position schemes:
+``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX) and ``none`` (GPT-2 with its position
+embeddings zeroed and frozen: the model must count from causal attention alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from linebreak.io import UserError
+
+ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",)}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = field(default="gpt2", metadata={"help": "gpt2 | llama | neox"})
+    n_layer: int = 4
+    d_model: int = 128
+    n_head: int = 4
+    d_mlp: int = 512
+    pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox)"})
+    n_ctx: int = 256
+    dropout: float = 0.0
+    seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
+
+
+def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | None = None,
+                pad_id: int | None = None):
+    """A randomly initialised ``PreTrainedModel`` (causal LM) for ``cfg``."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    if cfg.arch not in ARCH_POS:
+        raise UserError(f"unknown arch {cfg.arch!r}; choose from: {', '.join(ARCH_POS)}")
+    if cfg.pos not in ARCH_POS[cfg.arch]:
+        raise UserError(f"arch {cfg.arch} supports pos {' | '.join(ARCH_POS[cfg.arch])}, not {cfg.pos!r}")
+    if cfg.d_model % cfg.n_head:
+        raise UserError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
+    ids = dict(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, vocab_size=vocab_size)
+    if cfg.arch == "gpt2":
+        config = GPT2Config(n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                            n_inner=cfg.d_mlp, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                            attn_pdrop=cfg.dropout, **ids)
+    elif cfg.arch == "llama":
+        config = LlamaConfig(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
+                             num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+                             num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.n_ctx,
+                             attention_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
+    else:
+        config = GPTNeoXConfig(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
+                               num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+                               max_position_embeddings=cfg.n_ctx, attention_dropout=cfg.dropout,
+                               hidden_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    if cfg.arch == "gpt2" and cfg.pos == "none":
+        with torch.no_grad():
+            model.transformer.wpe.weight.zero_()
+        model.transformer.wpe.weight.requires_grad_(False)
+    return model

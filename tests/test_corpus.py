@@ -1,0 +1,152 @@
+"""Wrapping properties, determinism, the tokenizer round trip, --text re-wrapping and bad input."""
+
+import numpy as np
+import pytest
+
+from linebreak.corpus import CorpusConfig, generate_corpus, load_corpus
+from linebreak.corpus.store import DOC_SEPARATOR
+from linebreak.corpus.wrap import WrapError, parse_widths, wrap_words
+
+TINY = CorpusConfig(widths="12:24", seq_len=64, n_train=20, n_val=8, vocab_size=40, max_word_len=6)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_greedy_wrap_properties(seed):
+    rng = np.random.default_rng(seed)
+    words = ["x" * int(n) for n in rng.integers(1, 9, size=int(rng.integers(1, 60)))]
+    width = int(rng.integers(8, 40))
+    lines = wrap_words(words, width)
+    assert all(len(line) <= width for line in lines)  # no line over its width
+    for line, nxt in zip(lines, lines[1:]):  # no line could have taken its next word
+        assert len(line) + 1 + len(nxt.split(" ")[0]) > width
+    assert " ".join(lines).split(" ") == words  # the text round-trips
+
+
+def test_word_longer_than_width_is_an_error():
+    with pytest.raises(WrapError, match="shorter than the longest word"):
+        wrap_words(["ab", "abcdefgh"], 5)
+
+
+def test_parse_widths():
+    assert parse_widths("20,40,60") == [20, 40, 60]
+    assert parse_widths("20:23") == [20, 21, 22, 23]
+    for bad in ("0,10", "-5:10", "a,b", "30:20", ""):
+        with pytest.raises(WrapError.__mro__[1]):
+            parse_widths(bad)
+
+
+def test_corpus_layout_roundtrip_and_determinism(tmp_path):
+    a = generate_corpus(TINY, tmp_path / "a")
+    b = generate_corpus(TINY, tmp_path / "b")
+    for name in ("metadata.json", "train.safetensors", "validation.safetensors", "train.txt",
+                 "tokenizer.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    c = load_corpus(a)
+    split = c.splits["validation"]
+    assert split.input_ids.shape == (8, 64) and split.input_ids.dtype == np.int64
+    assert (split.input_ids[:, 0] == c.bos_id).all()
+    assert set(split.width.tolist()) <= set(range(12, 25))
+    texts = (a / "validation.txt").read_text().rstrip("\n").split(DOC_SEPARATOR)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(a))  # offline, from the corpus folder alone
+    for ids, text, width in zip(split.input_ids, texts, split.width):
+        assert tok.decode(ids[1:].tolist()) == text  # decoding gives back the exact text
+        assert tok(text)["input_ids"] == ids[1:].tolist()
+        assert max(len(line) for line in text.split("\n")) <= width
+    assert c.token_lengths[c.bos_id] == 0 and c.token_lengths[c.newline_id] == 1
+    stats = c.meta["stats"]["train"]
+    assert stats["documents"] == 20 and stats["tokens"] == 20 * 64
+    assert set(stats["word_length_histogram"]) <= {str(i) for i in range(1, 7)}
+    assert sum(stats["documents_per_width"].values()) == 20
+    other = generate_corpus(CorpusConfig(**{**TINY.__dict__, "seed": 1}), tmp_path / "s1")
+    assert (other / "train.safetensors").read_bytes() != (a / "train.safetensors").read_bytes()
+
+
+def test_length_bias_changes_word_lengths_per_document(tmp_path):
+    base = load_corpus(generate_corpus(TINY, tmp_path / "a"))
+    biased_cfg = CorpusConfig(**{**TINY.__dict__, "length_bias": 1.0})
+    biased = load_corpus(generate_corpus(biased_cfg, tmp_path / "b"))
+
+    def spread(c):  # spread across documents of the mean token length
+        lengths = c.token_lengths[c.splits["train"].input_ids]
+        return lengths.mean(axis=1).std()
+
+    assert spread(biased) > 2 * spread(base)
+
+
+def test_text_file_is_rewrapped(tmp_path):
+    rng = np.random.default_rng(0)
+    vocab = ["the", "cat", "sat", "on", "a", "mat", "quietly", "while", "it", "rained"]
+    words = [vocab[i] for i in rng.integers(0, len(vocab), 3000)]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(" ".join(words[i:i + 9]) for i in range(0, len(words), 9)) + "\n")
+    cfg = CorpusConfig(widths="10,20,30", seq_len=64, n_train=1000, n_val=5, text=str(src))
+    c = load_corpus(generate_corpus(cfg, tmp_path / "c"))
+    docs = [c.tokenizer.decode(ids[1:].tolist()) for s in ("train", "validation")
+            for ids in c.splits[s].input_ids]
+    rewrapped = [w for d in docs for w in d.split()]  # consecutive chunks of the text's word stream
+    assert len(rewrapped) > 1000 and rewrapped == words[:len(rewrapped)]
+    assert set(c.splits["train"].width.tolist()) <= {10, 20, 30}
+    assert len(c.splits["validation"].width) == 5 and c.meta["n_word_types"] == len(vocab)
+    assert c.meta["text_sha256"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"widths": "0,10"}, "positive"),
+    ({"widths": "4:10"}, "shorter than the longest word"),
+    ({"seq_len": 1}, "seq_len"),
+])
+def test_bad_settings_are_user_errors(cli, tmp_path, override, message):
+    flags = [x for k, v in override.items() for x in (f"--{k.replace('_', '-')}", v)]
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", *flags)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_bad_text_and_unknown_preset(cli, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", empty)
+    assert rc == 2 and "no words" in err
+    missing = tmp_path / "missing.txt"
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", missing)
+    assert rc == 2 and "not found" in err
+    long_word = tmp_path / "long.txt"
+    long_word.write_text("short " + "x" * 40 + " words\n")
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word)
+    assert rc == 2 and "longest word" in err
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "nope")
+    assert rc == 2 and "unknown preset" in err
+
+
+def test_existing_output_is_refused_without_force(cli, tmp_path):
+    out = tmp_path / "c"
+    assert cli("generate", "--out", out, "--preset", "tiny")[0] == 0
+    before = (out / "train.safetensors").read_bytes()
+    rc, _, err = cli("generate", "--out", out, "--preset", "tiny", "--seed", "3")
+    assert rc == 2 and "--force" in err
+    assert (out / "train.safetensors").read_bytes() == before
+    rc, _, err = cli("generate", "--out", out, "--preset", "tiny", "--widths", "2:3", "--force")  # fails late
+    assert rc == 2 and (out / "train.safetensors").read_bytes() == before
+    assert cli("generate", "--out", out, "--preset", "tiny", "--seed", "3", "--force")[0] == 0
+    assert (out / "train.safetensors").read_bytes() != before
+    stranger = tmp_path / "notes"
+    stranger.mkdir()
+    (stranger / "keep.txt").write_text("mine")
+    rc, _, err = cli("generate", "--out", stranger, "--preset", "tiny", "--force")
+    assert rc == 2 and (stranger / "keep.txt").read_text() == "mine"
+
+
+def test_missing_or_corrupt_corpus(tmp_path):
+    from linebreak.io import UserError
+
+    with pytest.raises(UserError, match="not found"):
+        load_corpus(tmp_path / "nothing")
+    good = generate_corpus(TINY, tmp_path / "c")
+    (good / "train.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="corrupt"):
+        load_corpus(good)
+    (good / "metadata.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_corpus(good)
