@@ -130,18 +130,19 @@ def _brief(stats: dict) -> dict:
 
 
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator) -> dict:
-    """One head's three matrices (through the head, identity, random control) and their statistics."""
+    """One head's three matrices (``qk``: through the head; ``identity``; ``control``: random maps of the same
+    shape and norm) and their statistics, gains, ranking score and verdict. Returns (summary, matrices)."""
     mats = {
-        "head": twist_matrix(Q_side, K_side, W_Q, W_K),
+        "qk": twist_matrix(Q_side, K_side, W_Q, W_K),
         "identity": twist_matrix(Q_side, K_side),
         "control": twist_matrix(Q_side, K_side, random_like(W_Q, rng), random_like(W_K, rng)),
     }
     stats = {name: argmax_offsets(m, i_values, k_values) for name, m in mats.items()}
     out = {name: _brief(s) for name, s in stats.items()}
-    out["offsets"] = stats["head"]["offsets"]
-    out["k_star"] = stats["head"]["k_star"]
-    out["gain_over_identity"] = stats["head"]["alignment"] - stats["identity"]["alignment"]
-    out["gain_over_control"] = stats["head"]["alignment"] - stats["control"]["alignment"]
+    out["offsets"] = stats["qk"]["offsets"]
+    out["k_star"] = stats["qk"]["k_star"]
+    out["gain_over_identity"] = stats["qk"]["alignment"] - stats["identity"]["alignment"]
+    out["gain_over_control"] = stats["qk"]["alignment"] - stats["control"]["alignment"]
     out["score"] = twist_score(out)
     out["verdict"] = head_verdict(out)
     out["control_verdict"] = line_checks(out["control"])
@@ -158,7 +159,7 @@ def twist_score(summary: dict) -> float:
     ``max(0, gain) * r2 * (1 - edge_fraction)`` — zero for a head that aligns no better than the raw
     residual stream, or whose per-row argmax does not follow a line, or sits on the edge of the range.
     """
-    h = summary["head"]
+    h = summary["qk"]
     return (max(0.0, _finite(summary["gain_over_identity"])) * max(0.0, _finite(h["r2"]))
             * (1.0 - _finite(h["edge_fraction"])))
 
@@ -179,7 +180,7 @@ def line_checks(stats: dict) -> dict:
 def head_verdict(summary: dict) -> dict:
     """Does this head's QK twist line count up with the limit? The line criteria of :func:`line_checks`
     on the head's matrix, plus a clear alignment gain over the identity map and over the random control."""
-    checks = dict(line_checks(summary["head"])["checks"])
+    checks = dict(line_checks(summary["qk"])["checks"])
     checks["beats_identity"] = _finite(summary["gain_over_identity"]) >= MIN_GAIN
     checks["beats_control"] = _finite(summary["gain_over_control"]) >= MIN_GAIN
     return {"passes": all(checks.values()), "checks": checks}

@@ -1,0 +1,297 @@
+"""``linebreak qk``: find boundary heads and test whether their QK circuit twists count onto width.
+
+For a trained model and its corpus this computes, at the input of every attention layer *after that layer's
+own norm* (TL ``blocks.{L}.ln1.hook_normalized``, what the heads really read):
+
+- query side: the mean vector per character count ``i`` over word tokens (line-initial words, ``<bos>`` and
+  newlines excluded: line-initial words form their own cluster); key side: the mean vector per width ``k``
+  over newline tokens (``key_label="width"``: the document's wrap width; ``"line_len"``: the length of the
+  line the newline ends). Values with fewer than ``min_per_value`` tokens are dropped.
+- per head: the cosine matrices count-through-``W_Q`` vs width-through-``W_K``, identity and a random
+  control, with offsets, line fits, ranking score and verdict (:mod:`linebreak.twist`);
+- per head, measured attention: the attention from each word token to the most recent previous newline,
+  binned by characters remaining (response curves), and the *key-side comparison test*: holding the width
+  and the count fixed, does attention to that newline move with the length of the line it ended? (A head
+  that compares count with the key's width must; a head gated by the query's own remaining-count need not.)
+- for the top heads: the PCA of their summed outputs, per characters remaining (the paper: 2 PCs, 92 %).
+
+The result is one JSON-ready dict, including the verdict and the numbers that decide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linebreak import arch, heads, twist
+from linebreak.io import UserError
+
+
+@dataclass(frozen=True)
+class QKConfig:
+    split: str = field(default="validation", metadata={"help": "corpus split to analyse"})
+    n_docs: int = field(default=128, metadata={"help": "documents to run through the model"})
+    batch_size: int = 16
+    key_label: str = field(default="width", metadata={"help": "key-side value at newlines: width | line_len"})
+    min_per_value: int = field(default=8, metadata={"help": "tokens needed for a count/width mean"})
+    min_values: int = field(default=5, metadata={"help": "distinct widths (and counts) needed at all"})
+    top: int = field(default=3, metadata={"help": "top heads to detail (matrices, response curves, PCA)"})
+    max_remaining: int = field(default=40, metadata={"help": "characters remaining kept in curves and PCA"})
+    seed: int = field(default=0, metadata={"help": "seed of the random controls"})
+
+
+PRESETS = {"default": QKConfig(), "tiny": QKConfig(n_docs=32, min_per_value=4, min_values=3, top=2)}
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+def select_docs(corpus, split: str, n_docs: int) -> tuple[np.ndarray, dict]:
+    """The first ``n_docs`` documents of ``split`` and their labels, plus ``query`` (non-initial word
+    tokens) and ``prev_nl`` (position of the most recent newline before each token, -1 if none)."""
+    if split not in corpus.splits:
+        raise UserError(f"corpus has no split {split!r}; it has: {', '.join(corpus.splits)}")
+    ids = corpus.splits[split].input_ids[:n_docs]
+    lab = {k: v[:n_docs] for k, v in corpus.labels(split).items()}
+    is_nl = lab["is_newline"].astype(bool)
+    starts = is_nl | (ids == corpus.bos_id)  # a word after these is line-initial
+    after_start = np.concatenate([np.ones_like(starts[:, :1]), starts[:, :-1]], axis=1)
+    word = ~starts & (corpus.token_lengths[ids] > 0)
+    lab["query"] = word & ~after_start
+    T = ids.shape[1]
+    last = np.where(is_nl, np.arange(T), -1)
+    last = np.maximum.accumulate(last, axis=1)
+    lab["prev_nl"] = np.concatenate([np.full((len(ids), 1), -1), last[:, :-1]], axis=1)
+    return ids, lab
+
+
+def _means(sums: np.ndarray, counts: np.ndarray, values: np.ndarray, min_n: int):
+    keep = counts >= min_n
+    return values[keep], sums[:, keep] / counts[keep][None, :, None]
+
+
+def _check_model(model, tokenizer, corpus) -> arch.Layout:
+    lay = arch.layout(model)
+    if lay.n_layers < 1 or lay.n_heads < 1:
+        raise UserError("no attention layers found in the model")
+    if tokenizer is not None:
+        arch.check_tokenizer_matches(tokenizer, corpus)
+    arch.check_vocab_fits(model, max(int(s.input_ids.max()) for s in corpus.splits.values()))
+    arch.ensure_eager(model)
+    return lay
+
+
+# ---- the measured pass ----------------------------------------------------------------------------------
+def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray):
+    """Per-value sums of ln1 vectors (query: count, key: key label) and per-token attention to the
+    previous newline, in one streaming pass."""
+    from tqdm.auto import tqdm
+
+    nL, H, d = lay.n_layers, lay.n_heads, lay.d_model
+    max_c = int(lab["count"].max()) + 1
+    max_k = int(key_values.max()) + 1
+    q_sum, q_n = np.zeros((nL, max_c, d)), np.zeros(max_c)
+    k_sum, k_n = np.zeros((nL, max_k, d)), np.zeros(max_k)
+    att_rows = []
+    for s, e in tqdm(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
+        out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
+        qm, c = lab["query"][s:e], lab["count"][s:e]
+        km, kv = lab["is_newline"][s:e].astype(bool), key_values[s:e]
+        np.add.at(q_n, c[qm], 1)
+        np.add.at(k_n, kv[km], 1)
+        for L in range(nL):
+            x = out["ln1"][L].double().numpy()
+            np.add.at(q_sum[L], c[qm], x[qm])
+            np.add.at(k_sum[L], kv[km], x[km])
+        # attention from query tokens to their most recent previous newline
+        pn = lab["prev_nl"][s:e]
+        sel = qm & (pn >= 0)
+        b, t = np.nonzero(sel)
+        pat = np.stack([p.numpy() for p in out["pattern"]], axis=1)  # [B, L, H, T, T]
+        att_rows.append(pat[b, :, :, t, pn[b, t]].reshape(len(b), nL, H))
+    att = np.concatenate(att_rows) if att_rows else np.zeros((0, nL, H))
+    return (q_sum, q_n), (k_sum, k_n), att
+
+
+def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``y`` per value of ``x`` (values with fewer than ``min_n`` points are nan)."""
+    out = np.full(len(values), np.nan)
+    for j, v in enumerate(values):
+        m = x == v
+        if m.sum() >= min_n:
+            out[j] = y[m].mean()
+    return out, values
+
+
+def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
+                  rng: np.random.Generator, min_group: int = 4) -> dict:
+    """Does attention to the previous newline move with that line's length when width and count are fixed?
+
+    Within each (width, count) group, ``attn`` and ``prev_len`` are centred; ``corr`` is the pooled
+    correlation; ``eta2`` the share of the within-group attention variance explained by the previous line's
+    length (as categories); ``eta2_shuffled`` the same with lengths permuted within groups (the noise floor).
+    """
+    groups = width.astype(np.int64) * 100003 + count.astype(np.int64)
+    uniq, inv, n = np.unique(groups, return_inverse=True, return_counts=True)
+    keep = n[inv] >= min_group
+    if keep.sum() < 3:
+        nan = float("nan")
+        return {"corr": nan, "eta2": nan, "eta2_shuffled": nan, "n": int(keep.sum())}
+    a, k = attn[keep], prev_len[keep].astype(np.int64)
+    g = np.unique(inv[keep], return_inverse=True)[1]
+
+    def demean(v):
+        return v - (np.bincount(g, v) / np.bincount(g))[g]
+
+    a_c, k_c = demean(a), demean(k.astype(float))
+    denom = np.sqrt((a_c**2).sum() * (k_c**2).sum())
+    corr = float((a_c * k_c).sum() / denom) if denom > 0 else float("nan")
+
+    def eta2(kk):
+        cell = g * (int(k.max()) + 2) + kk
+        _, ci = np.unique(cell, return_inverse=True)
+        cm = (np.bincount(ci, a_c) / np.bincount(ci))[ci]
+        tot = (a_c**2).sum()
+        return float((cm**2).sum() / tot) if tot > 0 else float("nan")
+
+    shuffled = k.copy()
+    for gi in np.unique(g):
+        idx = np.nonzero(g == gi)[0]
+        shuffled[idx] = k[rng.permutation(idx)]
+    return {"corr": corr, "eta2": eta2(k), "eta2_shuffled": eta2(shuffled), "n": int(keep.sum())}
+
+
+def _response(att_h: np.ndarray, remaining: np.ndarray, values: np.ndarray, min_n: int) -> dict:
+    curve, _ = _binned(remaining, att_h, values, min_n)
+    ok = np.isfinite(curve)
+    rho = float("nan")
+    if ok.sum() >= 3:
+        from scipy.stats import spearmanr
+
+        rho = float(spearmanr(values[ok], curve[ok]).statistic)
+    return {"remaining": values, "attention": curve,
+            "range": float(np.nanmax(curve) - np.nanmin(curve)) if ok.any() else float("nan"),
+            "spearman_vs_remaining": rho}
+
+
+def _pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Explained-variance ratios and the projection onto the top ``n`` components of centred rows."""
+    Xc = X - X.mean(axis=0, keepdims=True)
+    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    var = S**2
+    ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
+    return ratio, Xc @ Vt[:n].T
+
+
+def _top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKConfig) -> dict:
+    """PCA of the top heads' summed outputs, averaged per characters remaining (0..max_remaining)."""
+    layers = sorted({L for L, _ in top})
+    R = cfg.max_remaining + 1
+    ns = np.zeros(R)
+    per_head = {lh: np.zeros((R, lay.d_model)) for lh in top}
+    for s, e in heads.batches(len(ids), cfg.batch_size):
+        out = heads.forward(model, heads.as_tensor(ids[s:e]), z=tuple(layers), attention=False)
+        rem = lab["remaining"][s:e]
+        m = lab["query"][s:e] & (rem >= 0) & (rem < R)
+        np.add.at(ns, rem[m], 1)
+        for L in layers:
+            hs = [h for LL, h in top if LL == L]
+            outs = heads.head_outputs(model, L, out["z"][L], hs)
+            for h, o in outs.items():
+                np.add.at(per_head[(L, h)], rem[m], o.double().numpy()[m])
+    keep = ns >= cfg.min_per_value
+    values = np.arange(R)[keep]
+    summed = sum(per_head.values())[keep] / ns[keep, None]
+    ratio, proj = _pca(summed, 3)
+    heads_1d = {f"L{L}H{h}": float(_pca(v[keep] / ns[keep, None], 1)[0][0]) for (L, h), v in per_head.items()}
+    return {"remaining": values, "explained_variance_ratio": ratio[:6], "top2": float(ratio[:2].sum()),
+            "pcs": proj, "per_head_pc1": heads_1d}
+
+
+# ---- the analysis ---------------------------------------------------------------------------------------
+def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> dict:
+    """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring)."""
+    if cfg.key_label not in ("width", "line_len"):
+        raise UserError(f"key_label must be width or line_len, not {cfg.key_label!r}")
+    lay = _check_model(model, tokenizer, corpus)
+    ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
+    key_values = lab[cfg.key_label]
+    (q_sum, q_n), (k_sum, k_n), att = _collect(model, lay, ids, lab, cfg, key_values)
+    i_values, Qm = _means(q_sum, q_n, np.arange(len(q_n)), cfg.min_per_value)
+    k_values, Km = _means(k_sum, k_n, np.arange(len(k_n)), cfg.min_per_value)
+    if len(k_values) < cfg.min_values:
+        raise UserError(f"too few lines per width: only {len(k_values)} {cfg.key_label} values have "
+                        f">= {cfg.min_per_value} newline tokens in {len(ids)} documents (need "
+                        f"{cfg.min_values}); use more documents or a lower --min-per-value")
+    if len(i_values) < cfg.min_values:
+        raise UserError(f"too few counts: only {len(i_values)} counts have >= {cfg.min_per_value} tokens")
+
+    rng = np.random.default_rng(cfg.seed)
+    per_head, mats = [], {}
+    for L in range(lay.n_layers):
+        W_Q, _, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
+        for h in range(lay.n_heads):
+            summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng)
+            summary.update(layer=L, head=h, name=f"L{L}H{h}")
+            per_head.append(summary)
+            mats[(L, h)] = (m, W_Q[h], W_K[h])
+    order = sorted(range(len(per_head)), key=lambda j: (
+        -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
+        -twist._finite(per_head[j]["qk"]["alignment"])))
+    for r, j in enumerate(order):
+        per_head[j]["rank"] = r
+
+    # measured attention: response curves and the key-side comparison test
+    sel = lab["query"] & (lab["prev_nl"] >= 0)
+    b, t = np.nonzero(sel)
+    remaining, width, count = lab["remaining"][b, t], lab["width"][b, t], lab["count"][b, t]
+    prev_len = lab["line_len"][b, lab["prev_nl"][b, t]]
+    rem_values = np.arange(0, cfg.max_remaining + 1)
+    for s in per_head:
+        a = att[:, s["layer"], s["head"]]
+        s["response"] = _response(a, remaining, rem_values, cfg.min_per_value)
+        s["key_side"] = key_side_test(a, width, count, prev_len, rng)
+
+    top = [(per_head[j]["layer"], per_head[j]["head"]) for j in order[: cfg.top]]
+    detail = []
+    for L, h in top:
+        (m, W_Q, W_K) = mats[(L, h)]
+        both = np.concatenate([Qm[L] - Qm[L].mean(0), Km[L] - Km[L].mean(0)])
+        thru = np.concatenate([(Qm[L] - Qm[L].mean(0)) @ W_Q, (Km[L] - Km[L].mean(0)) @ W_K])
+        detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,
+                       "pca_residual": _pca(both, 3)[1], "pca_qk": _pca(thru, 3)[1]})
+
+    best = per_head[order[0]]
+    passing = [s["name"] for s in per_head if s["verdict"]["passes"]]
+    verdict = {
+        "passes": bool(passing),
+        "passing_heads": passing,
+        "best_head": best["name"],
+        "best": {k: best[k] for k in ("qk", "identity", "control", "gain_over_identity",
+                                      "gain_over_control", "score", "verdict", "control_verdict")},
+        "identity_worse_than_head": twist._finite(best["gain_over_identity"]) > 0,
+        "control_shows_no_alignment": not best["control_verdict"]["passes"],
+        "distinct_offsets_among_passing": sorted({per_head[j]["qk"]["median"] for j in order
+                                                  if per_head[j]["verdict"]["passes"]}),
+        "thresholds": twist.thresholds(),
+        "statement": _statement(best, passing),
+    }
+    return {
+        "config": cfg, "layout": lay, "n_docs": len(ids),
+        "i_values": i_values, "k_values": k_values,
+        "heads": [per_head[j] for j in order],
+        "top": detail,
+        "top_outputs": _top_head_outputs(model, lay, ids, lab, top, cfg),
+        "verdict": verdict,
+    }
+
+
+def _statement(best: dict, passing: list[str]) -> str:
+    h = best["qk"]
+    line = (f"best head {best['name']}: max cos {h['max_cos']:.2f}, slope {h['slope']:.2f}, "
+            f"R^2 {h['r2']:.2f}, "
+            f"median offset {h['median']:+.1f}, edge {h['edge_fraction']:.2f}, gain over identity "
+            f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}")
+    if passing:
+        return f"QK twist lines up with the limit in {len(passing)} head(s) ({', '.join(passing)}); {line}"
+    failed = [k for k, ok in best["verdict"]["checks"].items() if not ok]
+    return f"no head's QK twist lines up with the limit (best fails: {', '.join(failed)}); {line}"
