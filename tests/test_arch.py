@@ -7,7 +7,7 @@ import torch
 from linebreak import arch
 from linebreak.io import UserError
 
-VOCAB = 40
+VOCAB = 48
 
 
 def tiny_model(kind: str = "gpt2", seed: int = 0, n_layer: int = 2, d: int = 32, n_head: int = 4):
