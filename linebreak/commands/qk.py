@@ -1,0 +1,71 @@
+"""``linebreak qk``: rank every attention head by how well its QK circuit twists count onto width, and say
+whether any head's twist lines up with the line limit (JSON, terminal table, figures)."""
+
+from __future__ import annotations
+
+import argparse
+
+from linebreak.config import add_config_args, resolve_config
+
+
+def register(subparsers) -> None:
+    from linebreak.qk import QKConfig
+
+    p = subparsers.add_parser("qk", help="boundary heads and the QK twist test", description=__doc__)
+    p.add_argument("--model", required=True, help="trained model folder (linebreak train)")
+    p.add_argument("--corpus", required=True, help="corpus folder (linebreak generate)")
+    p.add_argument("--out", default="probes/qk", help="folder for qk.json (default: probes/qk)")
+    p.add_argument("--figures", default="figures/qk", help="folder for figures (default: figures/qk)")
+    p.add_argument("--preset", default="default", help="analysis preset: default | tiny")
+    p.add_argument("--force", action="store_true", help="overwrite an existing qk.json")
+    add_config_args(p, QKConfig, "QK analysis settings (default: the preset's value)")
+    p.set_defaults(func=run)
+
+
+def load_inputs(args):
+    """Model, tokenizer and corpus named on the command line (shared with ``linebreak causal``)."""
+    from linebreak.arch import load_model
+    from linebreak.corpus.store import load_corpus
+
+    corpus = load_corpus(args.corpus)
+    model, tokenizer = load_model(args.model)
+    return model, tokenizer, corpus
+
+
+def print_table(result: dict, n: int = 12) -> None:
+    def f(x, spec=".2f"):
+        return "   nan" if x is None or x != x else format(x, spec)
+
+    print(f"{'rank':>4} {'head':<6} {'maxcos':>6} {'slope':>6} {'R2':>5} {'eps':>5} {'edge':>5} {'g_id':>6} "
+          f"{'g_ctl':>6} {'resp':>5} {'keyρ':>6} {'keyη²-sh':>8}  pass")
+    for h in result["heads"][:n]:
+        q, ks = h["qk"], h["key_side"]
+        eta = None if ks["eta2"] is None or ks["eta2_shuffled"] is None else ks["eta2"] - ks["eta2_shuffled"]
+        print(f"{h['rank']:>4} {h['name']:<6} {f(q['max_cos']):>6} {f(q['slope']):>6} {f(q['r2']):>5} "
+              f"{f(q['median'], '+.1f'):>5} {f(q['edge_fraction']):>5} "
+              f"{f(h['gain_over_identity'], '+.2f'):>6} {f(h['gain_over_control'], '+.2f'):>6} "
+              f"{f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
+              f"{f(eta, '+.3f'):>8}  {'yes' if h['verdict']['passes'] else 'no'}")
+    print(("PASS: " if result["verdict"]["passes"] else "FAIL: ") + result["verdict"]["statement"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from linebreak.io import prepare_out_dir, save_json, to_jsonable
+    from linebreak.plots.qk import plot_qk
+    from linebreak.qk import PRESETS, QKConfig, qk_analysis
+
+    cfg = resolve_config(QKConfig, PRESETS, args.preset, args)
+    out = prepare_out_dir(args.out, args.force, "qk.json")
+    model, tokenizer, corpus = load_inputs(args)
+    result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)
+    result = json.loads(json.dumps(to_jsonable(result), allow_nan=True))
+    result["model"] = str(Path(args.model).resolve())
+    result["corpus"] = str(Path(args.corpus).resolve())
+    figures = plot_qk(result, args.figures)
+    save_json(out / "qk.json", result)
+    print_table(result)
+    print(f"wrote {out / 'qk.json'} and {len(figures)} figures in {args.figures}")
+    return 0
