@@ -1,0 +1,124 @@
+"""The QK twist math on constructed cases: a known rotation along a curve is recovered with its offset."""
+
+import numpy as np
+import pytest
+
+from linebreak import twist
+from linebreak.qk import key_side_test
+
+P, FREQS, D = 120, (1, 2, 3), 32
+
+
+def curve(n, shift=0.0):
+    """Points on a closed curve in 6-D (three Fourier planes), like the count helix."""
+    n = np.asarray(n, float) + shift
+    return np.concatenate([np.stack([np.cos(2 * np.pi * f * n / P), np.sin(2 * np.pi * f * n / P)], 1)
+                           for f in FREQS], 1)
+
+
+def shift_map(eps):
+    """The linear map with curve(n) @ R = curve(n + eps): a rotation in each Fourier plane."""
+    R = np.zeros((6, 6))
+    for j, f in enumerate(FREQS):
+        a = 2 * np.pi * f * eps / P
+        R[2 * j:2 * j + 2, 2 * j:2 * j + 2] = [[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]
+    return R
+
+
+@pytest.fixture
+def setup():
+    rng = np.random.default_rng(0)
+    i = np.arange(10, 71)
+    k = np.arange(10, 71)
+    E_q, E_k = rng.standard_normal((6, D)), rng.standard_normal((6, D))  # different embeddings per side
+    return rng, i, k, curve(i) @ E_q, curve(k) @ E_k, E_q, E_k
+
+
+def test_shift_map_is_a_shift():
+    n = np.arange(50)
+    assert np.allclose(curve(n) @ shift_map(7), curve(n, 7))
+
+
+@pytest.mark.parametrize("eps", [3, 6])
+def test_constructed_twist_is_recovered(setup, eps):
+    rng, i, k, Xq, Xk, E_q, E_k = setup
+    W_Q = np.linalg.pinv(E_q) @ shift_map(eps)  # q(i) = curve(i + eps)
+    W_K = np.linalg.pinv(E_k)                  # k(k) = curve(k)
+    s, mats = twist.head_summary(Xq, Xk, i, k, W_Q, W_K, rng)
+    q = s["qk"]
+    assert q["max_cos"] > 0.99
+    assert abs(q["median"] - eps) <= 1  # centring on a partial arc biases the argmax by at most 1
+    assert q["spread"] <= 1.0
+    assert abs(q["slope"] - 1) < 0.05 and q["r2"] > 0.99
+    assert s["verdict"]["passes"], s["verdict"]
+    # the raw stream (two unrelated embeddings) aligns badly; random maps show no clean line
+    assert s["gain_over_identity"] > 0.3
+    assert not s["control_verdict"]["passes"]
+    assert s["identity"]["r2"] < 0.5
+    assert mats["qk"].shape == (len(i), len(k))
+
+
+def test_identity_map_gives_the_diagonal(setup):
+    rng, i, k, Xq, _, E_q, _ = setup
+    cos = twist.twist_matrix(Xq, curve(k) @ E_q)  # same embedding both sides, no map
+    st = twist.argmax_offsets(cos, i, k)
+    assert np.all(st["offsets"] == 0) and st["max_cos"] == pytest.approx(1.0)
+    v = twist.head_verdict({"qk": st, "gain_over_identity": 0.0, "gain_over_control": 1.0})
+    assert not v["passes"] and not v["checks"]["offset_small_positive"]
+
+
+def test_negative_offset_fails_the_verdict(setup):
+    rng, i, k, Xq, Xk, E_q, E_k = setup
+    s, _ = twist.head_summary(Xq, Xk, i, k, np.linalg.pinv(E_q) @ shift_map(-5), np.linalg.pinv(E_k), rng)
+    assert s["qk"]["median"] == -5 and not s["verdict"]["passes"]
+
+
+def test_straight_ramp_cannot_twist():
+    """1-D ramps on both sides: centred vectors are +-u, the matrix is two blocks, no offset line."""
+    rng = np.random.default_rng(1)
+    i = k = np.arange(10, 60)
+    u = rng.standard_normal(D)
+    W = rng.standard_normal((D, 8))
+    cos = twist.twist_matrix(np.outer(i, u), np.outer(k, u), W, W)
+    assert np.allclose(np.abs(cos), 1.0)  # every cosine is +-1: max cos says nothing by itself
+    st = twist.argmax_offsets(cos, i, k)
+    assert not twist.line_checks(st)["passes"]
+
+
+def test_bias_and_centring():
+    rng = np.random.default_rng(2)
+    Q, K = rng.standard_normal((10, 5)), rng.standard_normal((12, 5))
+    W_Q, W_K = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    a = twist.twist_matrix(Q, K, W_Q, W_K)
+    b = twist.twist_matrix(Q + 7.0, K - 3.0, W_Q, W_K)  # a shared offset (as a bias would be) cancels
+    assert np.allclose(a, b)
+    assert a.shape == (10, 12) and np.all(np.abs(a) <= 1 + 1e-12)
+
+
+def test_random_like_matches_norm():
+    W = np.arange(12.0).reshape(4, 3)
+    R = twist.random_like(W, np.random.default_rng(0))
+    assert R.shape == W.shape and np.linalg.norm(R) == pytest.approx(np.linalg.norm(W))
+
+
+def test_score_ranks_the_twisting_head_first(setup):
+    rng, i, k, Xq, Xk, E_q, E_k = setup
+    good, _ = twist.head_summary(Xq, Xk, i, k, np.linalg.pinv(E_q) @ shift_map(4), np.linalg.pinv(E_k), rng)
+    bad, _ = twist.head_summary(Xq, Xk, i, k, rng.standard_normal((D, 6)), rng.standard_normal((D, 6)), rng)
+    assert good["score"] > bad["score"]
+
+
+def test_key_side_test_sees_a_comparing_head():
+    """Attention that depends on the key line's length given (width, count) is detected; one that does
+    not is at the shuffled floor."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    width = rng.integers(20, 24, n)
+    count = rng.integers(5, 15, n)
+    prev = width - rng.integers(0, 8, n)
+    gated = 1.0 / (1 + np.exp(-(count - width + 10))) + 0.01 * rng.standard_normal(n)
+    comparing = np.exp(-0.5 * (prev - count - 8) ** 2) + 0.01 * rng.standard_normal(n)
+    a = key_side_test(gated, width, count, prev, np.random.default_rng(1))
+    b = key_side_test(comparing, width, count, prev, np.random.default_rng(1))
+    assert b["eta2"] - b["eta2_shuffled"] > 0.5
+    assert abs(a["eta2"] - a["eta2_shuffled"]) < 0.05 and abs(a["corr"]) < 0.1
