@@ -160,11 +160,17 @@ def fourier_vs_pca(C: np.ndarray, m_max: int = 10) -> dict:
             "fourier_cum": f, "pca_cum": p, "gap_6": float(p[min(6, m) - 1] - f[min(6, m) - 1])}
 
 
-def _fit_r2(C: np.ndarray, B: np.ndarray) -> float:
+def _fit_r2(C: np.ndarray, B: np.ndarray) -> tuple[float, float]:
+    """R^2 of the least-squares fit ``C ~ B @ W + b`` over all dimensions, and its adjusted R^2
+    (penalised for the ``B.shape[1]`` predictors, so extra periods must beat what noise columns buy)."""
     A = np.column_stack([np.ones(len(B)), B])
     coef, *_ = np.linalg.lstsq(A, C, rcond=None)
     ss_tot = ((C - C.mean(0)) ** 2).sum()
-    return 1.0 - float(((C - A @ coef) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    if ss_tot <= 0:
+        return float("nan"), float("nan")
+    r2 = 1.0 - float(((C - A @ coef) ** 2).sum()) / ss_tot
+    dof = len(C) - B.shape[1] - 1
+    return r2, (1 - (1 - r2) * (len(C) - 1) / dof) if dof > 0 else float("-inf")
 
 
 def _wave(c: np.ndarray, T: float) -> list[np.ndarray]:
@@ -176,28 +182,30 @@ def helix_fit(C, counts, periods=None, max_periods: int = 3, min_gain: float = 0
 
     Basis ``B(c) = [c, cos(2 pi c/T_1), sin(2 pi c/T_1), ...]``; ``C ~ B(c) @ W + b`` by least squares over
     all dimensions at once. Periods are chosen greedily from ``periods`` (default: every integer from 2 to
-    twice the count span), each step adding the one that raises R^2 most, stopping at ``max_periods`` or
-    when the gain is below ``min_gain``. Reports the line-only R^2, the helix R^2, and ``residual_drop``:
-    the share of the line's unexplained variance the periodic terms remove.
+    the count span: at least one full turn), each step adding the one that raises the adjusted R^2 most, stopping at
+    ``max_periods`` or when that gain is below ``min_gain``. Reports the line-only R^2, the helix R^2, and
+    ``residual_drop``: the share of the line's unexplained variance that the periodic terms remove.
     """
     C, c = np.asarray(C, dtype=np.float64), np.asarray(counts, dtype=np.float64)
     span = c.max() - c.min() + 1
-    cands = list(periods) if periods is not None else list(range(2, int(2 * span) + 1))
-    line = (c - c.mean()) / (c.std() + 1e-12)
-    basis, chosen, steps = [line], [], []
-    r2 = r2_line = _fit_r2(C, line[:, None])
+    cands = list(periods) if periods is not None else list(range(2, int(span) + 1))
+    basis, chosen, steps = [(c - c.mean()) / (c.std() + 1e-12)], [], []
+    r2_line, adj = _fit_r2(C, basis[0][:, None])
+    r2 = r2_line
     for _ in range(max_periods):
-        best = max(((_fit_r2(C, np.column_stack(basis + _wave(c, T))), T) for T in cands if T not in chosen),
-                   default=None)
-        if best is None or best[0] - r2 < min_gain:
+        fits = [(_fit_r2(C, np.column_stack(basis + _wave(c, T))), T) for T in cands if T not in chosen]
+        if not fits:
             break
-        r2, T = best
+        (r2_new, adj_new), T = max(fits, key=lambda f: f[0][1])
+        if adj_new - adj < min_gain:
+            break
+        r2, adj = r2_new, adj_new
         chosen.append(T)
         steps.append(float(r2))
         basis += _wave(c, T)
     drop = 1 - (1 - r2) / (1 - r2_line) if r2_line < 1 else 0.0
     return {"periods": chosen, "r2_steps": steps, "r2_line": float(r2_line), "r2_helix": float(r2),
-            "residual_drop": float(drop)}
+            "r2_helix_adjusted": float(adj), "residual_drop": float(drop)}
 
 
 def umap_embedding(X: np.ndarray, n_components: int = 3, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:

@@ -83,6 +83,26 @@ def ridge_probe(X, y, groups, alpha: float = 1e-3, test_frac: float = 0.25, seed
                        weight=w, bias=float(b), alpha=alpha, n_train=int(tr.sum()), n_test=int(test.sum()))
 
 
+def _multinomial_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float, max_iter: int):
+    """Softmax regression by full-batch L-BFGS (float64, deterministic): minimises the mean cross-entropy
+    plus ``|W|^2 / (2 C N)`` (scikit-learn's scaling of ``C``). Returns ``(W [V, d], b [V])``."""
+    import torch
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    W = torch.zeros(X.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-7,
+                            tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(Xt @ W + b, yt) + (W ** 2).sum() / (2 * C * len(X))
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return W.detach().numpy().T.copy(), b.detach().numpy().copy()
+
+
 def value_probes(X, values, groups, keep=None, C: float = 1.0, max_rows: int = 20000, max_iter: int = 300,
                  test_frac: float = 0.25, seed: int = 0) -> ValueProbes:
     """One logistic probe per label value (a multinomial logistic regression), held out by document.
@@ -91,8 +111,6 @@ def value_probes(X, values, groups, keep=None, C: float = 1.0, max_rows: int = 2
     At most ``max_rows`` training rows are used (a seeded sample). Features are standardised for the fit and
     the weights mapped back, so ``weights`` act on raw activations.
     """
-    from sklearn.linear_model import LogisticRegression
-
     X, values, groups = np.asarray(X, dtype=np.float64), np.asarray(values), np.asarray(groups)
     if keep is not None:
         m = np.isin(values, keep)
@@ -102,18 +120,16 @@ def value_probes(X, values, groups, keep=None, C: float = 1.0, max_rows: int = 2
     rng = np.random.default_rng(seed)
     if len(tr) > max_rows:
         tr = np.sort(rng.choice(tr, size=max_rows, replace=False))
-    if len(np.unique(values[tr])) < 2:
+    classes = np.unique(values[tr])
+    if len(classes) < 2:
         raise UserError("value probes need at least 2 distinct values in the training documents")
     mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-8
-    clf = LogisticRegression(C=C, max_iter=max_iter, tol=1e-4)
-    clf.fit((X[tr] - mu) / sd, values[tr])
-    coef, icpt = clf.coef_, clf.intercept_
-    if len(clf.classes_) == 2:  # sklearn keeps one row for a binary problem: logits [0, w.x + b]
-        coef, icpt = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], icpt])
+    coef, icpt = _multinomial_logistic((X[tr] - mu) / sd, np.searchsorted(classes, values[tr]), len(classes),
+                                       C, max_iter)
     W = coef / sd
     b = icpt - W @ mu
     te = np.flatnonzero(test)
-    pred = clf.classes_[np.argmax(X[te] @ W.T + b, axis=1)]
+    pred = classes[np.argmax(X[te] @ W.T + b, axis=1)]
     err = pred.astype(np.float64) - values[te]
-    return ValueProbes(values=clf.classes_, weights=W, bias=b, rmse_test=float(np.sqrt(np.mean(err ** 2))),
+    return ValueProbes(values=classes, weights=W, bias=b, rmse_test=float(np.sqrt(np.mean(err ** 2))),
                        accuracy_test=float(np.mean(err == 0)), n_train=len(tr), n_test=len(te))

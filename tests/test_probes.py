@@ -46,7 +46,7 @@ def test_value_probes_recover_count():
     assert vp.weights.shape == (30, 16) and list(vp.values) == list(range(5, 35))
     assert vp.rmse_test < 4
     noise = np.random.default_rng(1).integers(5, 35, len(count))
-    assert value_probes(X, noise, groups).rmse_test > 8
+    assert value_probes(X, noise, groups, max_iter=30).rmse_test > 8
 
 
 def test_bad_inputs():
