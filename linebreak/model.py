@@ -24,7 +24,7 @@ class ModelConfig:
     pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox)"})
     n_ctx: int = 256
     dropout: float = 0.0
-    seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
+    init_seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | None = None,
@@ -54,7 +54,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                                num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
                                max_position_embeddings=cfg.n_ctx, attention_dropout=cfg.dropout,
                                hidden_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.init_seed)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     if cfg.arch == "gpt2" and cfg.pos == "none":
         with torch.no_grad():

@@ -1,0 +1,57 @@
+"""Reference newline predictors: the oracle-width and posterior Bayes predictors and the constant rate.
+
+With words drawn independently, whether the line breaks after a word depends only on the characters left,
+``r = W - count``: the next word (plus its space) fits iff ``1 + L <= r``, so
+
+    P(break | r) = P(1 + L > r) = P(L >= r)        (the *oracle*: it is told the width W).
+
+The width is never written in the text, so the achievable optimum is the *posterior* predictor: the average
+of ``P(L >= W - count)`` over the widths still consistent with the document so far (uniform prior over the
+corpus widths; every count seen is <= W, and each finished line of length ``k`` whose next word has length
+``L`` says ``W <= k + L``). Information captured is measured against the posterior one; the gap between the
+two is the first lines of each document, where the width is not yet known. With a per-document word-length
+bias or a real text, words are not independent and these are references, not strict optima.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def break_prob_oracle(remaining: np.ndarray, length_probs: np.ndarray) -> np.ndarray:
+    """P(next token is a newline | r characters left) for word lengths distributed as ``length_probs``."""
+    tail = np.cumsum(length_probs[::-1])[::-1]  # tail[l] = P(L >= l)
+    tail[: np.flatnonzero(length_probs)[0] + 1] = 1.0  # exactly 1 where no word fits (no rounding)
+    r = np.asarray(remaining)
+    return np.where(r <= 0, 1.0, tail[np.clip(r, 0, len(tail) - 1)] * (r < len(tail)))
+
+
+def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], length_probs: np.ndarray
+                         ) -> np.ndarray:
+    """P(break after t) averaged over the widths consistent with the document up to t; shape [n_docs, T]."""
+    ws = np.asarray(widths)
+    out = np.zeros(labels["count"].shape)
+    for d in range(len(out)):
+        count, nl = labels["count"][d], labels["is_newline"][d]
+        low = np.maximum.accumulate(count)  # W >= every count seen
+        # at the token after a newline, the line it ended (k) and the word that did not fit (L) are known
+        k, next_len = labels["line_len"][d], labels["next_word_len"][d]
+        bound = np.where(nl & (next_len >= 0), k + next_len, np.iinfo(np.int64).max)
+        high = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], bound[:-1]]))
+        ok = (ws[None, :] >= low[:, None]) & (ws[None, :] <= high[:, None])  # [T, n_widths]
+        p = break_prob_oracle(ws[None, :] - count[:, None], length_probs)
+        out[d] = (p * ok).sum(1) / np.maximum(ok.sum(1), 1)
+    return out
+
+
+def newline_positions(labels: dict[str, np.ndarray]) -> np.ndarray:
+    """Where a newline decision is scored: word tokens that have a next token (mask [n_docs, T])."""
+    mask = (labels["count"] > 0) & ~labels["is_newline"]
+    mask[:, -1] = False
+    return mask
+
+
+def binary_ce(p: np.ndarray, y: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean binary cross-entropy (nats) of probabilities ``p`` for outcomes ``y``."""
+    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))

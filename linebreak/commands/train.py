@@ -1,0 +1,49 @@
+"""``linebreak train``: train a small transformer from scratch on a corpus folder to emit its newlines."""
+
+from __future__ import annotations
+
+import argparse
+
+from linebreak.config import add_config_args, resolve_config
+
+
+def register(subparsers) -> None:
+    from linebreak.model import ModelConfig
+    from linebreak.train import OptimConfig
+
+    p = subparsers.add_parser("train", help="train a newline model from scratch", description=__doc__)
+    p.add_argument("--corpus", required=True, help="corpus folder from `linebreak generate`")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--preset", default="default", help="training preset (see linebreak.train.PRESETS)")
+    p.add_argument("--force", action="store_true", help="overwrite a finished or partial run in --out")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    add_config_args(p, ModelConfig, "model settings (default: the preset's value)")
+    add_config_args(p, OptimConfig, "optimisation settings (default: the preset's value)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from linebreak.corpus import load_corpus
+    from linebreak.model import ModelConfig
+    from linebreak.train import PRESETS, OptimConfig, TrainConfig, train
+
+    if args.force and args.resume:
+        from linebreak.io import UserError
+
+        raise UserError("--force and --resume contradict each other; choose one")
+    model = resolve_config(ModelConfig, {k: v.train.model for k, v in PRESETS.items()}, args.preset, args)
+    optim = resolve_config(OptimConfig, {k: v.train.optim for k, v in PRESETS.items()}, args.preset, args)
+    corpus = load_corpus(args.corpus)
+    result = train(TrainConfig(model, optim), corpus, args.out, force=args.force, resume=args.resume)
+    m = result.metrics
+    print(f"model written to {result.out_dir} ({m['n_params']:,} parameters, {m['train_seconds']:.0f} s, "
+          f"{m['tokens_per_second']:,.0f} tokens/s)")
+    rows = [("newline CE (nats)", m["newline_ce"]), ("  posterior Bayes", m["newline_ce_posterior"]),
+            ("  oracle-width Bayes", m["newline_ce_oracle"]), ("  constant rate", m["newline_ce_constant"]),
+            ("info captured (vs posterior)", m["info_captured"]),
+            ("info captured (vs oracle)", m["info_captured_oracle"]),
+            ("forced-break accuracy", m["forced_break_acc"]), ("no-break accuracy", m["no_break_acc"]),
+            ("newline accuracy", m["newline_acc"]), ("  posterior Bayes", m["newline_acc_posterior"])]
+    for name, value in rows:
+        print(f"{name:<30}{value:>8.3f}")
+    return 0
