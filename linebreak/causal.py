@@ -65,7 +65,8 @@ def _eval(model, ids: np.ndarray, newline_id: int, batch_size: int, p_at=None) -
             p_sum += float(r["p_newline"].numpy()[m].sum())
             p_n += int(m.sum())
     res = {"newline_loss": tot["nl_sum"] / max(tot["nl_n"], 1),
-           "other_loss": tot["other_sum"] / max(tot["other_n"], 1)}
+           "other_loss": tot["other_sum"] / max(tot["other_n"], 1),
+           "loss": (tot["nl_sum"] + tot["other_sum"]) / max(tot["nl_n"] + tot["other_n"], 1)}
     if p_at is not None:
         res["p_newline"] = p_sum / max(p_n, 1)
     return res

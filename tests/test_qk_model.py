@@ -1,0 +1,207 @@
+"""QK analysis and causal checks end to end on a tiny model trained in the test (fixed seeds, seconds)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from linebreak import heads
+from linebreak.causal import PRESETS as CAUSAL_PRESETS
+from linebreak.causal import causal_checks, project_out
+from linebreak.io import UserError, save_json
+from linebreak.qk import PRESETS as QK_PRESETS
+from linebreak.qk import qk_analysis
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from linebreak.corpus.store import generate_corpus, load_corpus
+    from linebreak.train import PRESETS, train
+
+    root = tmp_path_factory.mktemp("qk")
+    p = PRESETS["tiny"]
+    generate_corpus(p.data, root / "corpus")
+    corpus = load_corpus(root / "corpus")
+    cfg = dataclasses.replace(p.train, optim=dataclasses.replace(p.train.optim, steps=300, eval_every=300))
+    res = train(cfg, corpus, root / "model")
+    return root, res.model.eval(), corpus
+
+
+@pytest.fixture(scope="module")
+def qk_result(trained):
+    _, model, corpus = trained
+    return qk_analysis(model, corpus, QK_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+
+
+def _finite_tree(x, path="") -> list[str]:
+    """Paths of non-finite numbers in a JSON tree (null is allowed: it means 'not defined')."""
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in _finite_tree(v, f"{path}.{k}")]
+    if isinstance(x, list):
+        return [p for i, v in enumerate(x) for p in _finite_tree(v, f"{path}[{i}]")]
+    if isinstance(x, float) and not np.isfinite(x):
+        return [path]
+    return []
+
+
+def test_qk_result_shape_and_json(qk_result, trained, tmp_path):
+    _, model, corpus = trained
+    r = qk_result
+    n_heads = model.config.n_layer * model.config.n_head
+    assert len(r["heads"]) == n_heads
+    assert [h["rank"] for h in r["heads"]] == list(range(n_heads))
+    scores = [h["score"] for h in r["heads"]]
+    assert scores == sorted(scores, reverse=True)
+    I, K = len(r["i_values"]), len(r["k_values"])
+    for top in r["top"]:
+        for name in ("qk", "identity", "control"):
+            m = top["matrices"][name]
+            assert m.shape == (I, K) and np.all(np.abs(m) <= 1 + 1e-9)
+        assert top["pca_qk"].shape == (I + K, 3)
+    for h in r["heads"]:
+        for side in ("qk", "identity", "control"):
+            assert np.isfinite(h[side]["max_cos"]) and np.isfinite(h[side]["alignment"])
+        assert set(h["verdict"]["checks"]) >= {"max_cos", "slope", "r2", "offset_small_positive",
+                                                "beats_identity", "beats_control"}
+        assert len(h["response"]["attention"]) == QK_PRESETS["tiny"].max_remaining + 1
+    v = r["verdict"]
+    assert v["passes"] == bool(v["passing_heads"])
+    assert v["best_head"] == r["heads"][0]["name"] and v["statement"]
+    save_json(tmp_path / "qk.json", r)
+    back = json.loads((tmp_path / "qk.json").read_text())
+    assert back["verdict"]["thresholds"]["min_max_cos"] == 0.8
+    assert 0 < r["top_outputs"]["top2"] <= 1
+
+
+def test_qk_is_deterministic(qk_result, trained):
+    _, model, corpus = trained
+    again = qk_analysis(model, corpus, QK_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+    a = json.dumps(_json(qk_result), sort_keys=True)
+    assert a == json.dumps(_json(again), sort_keys=True)
+
+
+def _json(x):
+    from linebreak.io import to_jsonable
+
+    return to_jsonable(x)
+
+
+def test_response_curve_is_measured_attention(qk_result, trained):
+    """Attention to the previous newline is a probability: every binned value lies in [0, 1]."""
+    for h in qk_result["heads"]:
+        a = np.asarray(h["response"]["attention"], float)
+        a = a[np.isfinite(a)]
+        assert a.size and np.all((a >= 0) & (a <= 1))
+
+
+def test_head_outputs_add_up_to_the_attention_output(trained):
+    _, model, corpus = trained
+    ids = heads.as_tensor(corpus.splits["validation"].input_ids[:2])
+    out = heads.forward(model, ids, z=(1,), attention=False)
+    z = out["z"][1]
+    per_head = heads.head_outputs(model, 1, z, range(model.config.n_head))
+    proj = heads.out_proj(model, 1)
+    with torch.no_grad():
+        full = proj(z.flatten(-2)) - proj(torch.zeros_like(z.flatten(-2)))
+    assert torch.allclose(sum(per_head.values()), full, atol=1e-5)
+
+
+def test_full_subspace_ablation_is_zeroing(trained):
+    _, model, corpus = trained
+    ids = heads.as_tensor(corpus.splits["validation"].input_ids[:2])
+    d = model.config.n_embd
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
+    with heads.edit_resid_pre(model, 1, project_out(basis)):
+        a = heads.forward(model, ids, attention=False)["logits"]
+    with heads.edit_resid_pre(model, 1, lambda x: torch.zeros_like(x)):
+        b = heads.forward(model, ids, attention=False)["logits"]
+    assert torch.allclose(a, b, atol=1e-4)
+    plain = heads.forward(model, ids, attention=False)["logits"]
+    assert not torch.allclose(a, plain, atol=1e-3)
+
+
+def test_causal_checks(trained, qk_result):
+    _, model, corpus = trained
+    res = causal_checks(model, corpus, qk_result, CAUSAL_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+    ha = res["head_ablation"]
+    base = res["baseline"]
+    # removing every head of every layer leaves the model blind to context: its loss must rise
+    from contextlib import ExitStack
+
+    from linebreak.causal import _eval
+
+    with ExitStack() as stack:
+        for L in range(model.config.n_layer):
+            stack.enter_context(heads.ablate_heads(model, L, range(model.config.n_head)))
+        blind = _eval(model, corpus.splits["validation"].input_ids[:32], corpus.newline_id, 16)
+    assert blind["loss"] > base["loss"] + 0.02
+    assert ha["all_heads_of_layer"]["loss"] > base["loss"]
+    assert set(ha) >= {"top", "random", "top_n", "all_heads_of_layer", "top_beats_random"}
+    sa = res["subspace_ablation"]
+    assert sa["dim"] <= CAUSAL_PRESETS["tiny"].subspace_dim and len(sa["random_subspaces"]) == 2
+    assert 0 < sa["variance_explained"] <= 1
+    deltas = [c["delta"] for c in res["patching"]["curve"]]
+    assert deltas == sorted(deltas) and 0 in deltas
+    zero = next(c for c in res["patching"]["curve"] if c["delta"] == 0)
+    assert 0 < zero["p_newline"] < 1
+    ins = res["insertion"]
+    assert ins["sites"] > 0 and len(ins["strings"]) >= 3
+    assert all(0 <= s["attention_to_insert"] <= len(ins["heads"]) * 2 for s in ins["strings"])
+    assert _finite_tree(_json(res)) == []
+
+
+def test_too_few_lines_per_width(trained):
+    _, model, corpus = trained
+    cfg = dataclasses.replace(QK_PRESETS["tiny"], min_per_value=10_000)
+    with pytest.raises(UserError, match="too few lines per width"):
+        qk_analysis(model, corpus, cfg)
+
+
+def test_no_attention_layers(trained):
+    from linebreak.model import ModelConfig, build_model
+
+    _, _, corpus = trained
+    empty = build_model(ModelConfig(n_layer=0, d_model=16, n_head=2, d_mlp=32, n_ctx=64),
+                        len(corpus.token_lengths), corpus.bos_id)
+    with pytest.raises(UserError, match="no attention layers"):
+        qk_analysis(empty, corpus, QK_PRESETS["tiny"])
+
+
+def test_cli_qk_and_causal(trained, cli, tmp_path):
+    root, _, _ = trained
+    rc, out, err = cli("qk", "--model", root / "model", "--corpus", root / "corpus", "--out", tmp_path / "qk",
+                       "--figures", tmp_path / "fig", "--preset", "tiny")
+    assert rc == 0, err
+    assert "QK twist" in out and (tmp_path / "qk" / "qk.json").is_file()
+    assert any(p.suffix == ".html" for p in (tmp_path / "fig").iterdir())
+    assert len(list((tmp_path / "fig").glob("qk_matrices_*.png"))) == 2
+    rc, _, err = cli("qk", "--model", root / "model", "--corpus", root / "corpus", "--out", tmp_path / "qk",
+                     "--figures", tmp_path / "fig", "--preset", "tiny")
+    assert rc == 2 and "--force" in err
+    rc, out, err = cli("causal", "--model", root / "model", "--corpus", root / "corpus", "--qk",
+                       tmp_path / "qk" / "qk.json", "--out", tmp_path / "causal", "--preset", "tiny")
+    assert rc == 0, err
+    assert "baseline" in out and (tmp_path / "causal" / "causal.json").is_file()
+
+
+def _one_error_line(err: str) -> bool:
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if "error:" in ln]
+    return len(lines) == 1 and "Traceback" not in err
+
+
+def test_cli_bad_inputs(trained, cli, tmp_path):
+    from linebreak.corpus.store import CorpusConfig, generate_corpus
+
+    root, _, _ = trained
+    rc, _, err = cli("qk", "--model", tmp_path / "nope", "--corpus", root / "corpus", "--out", tmp_path / "o")
+    assert rc == 2 and _one_error_line(err)
+    other = generate_corpus(CorpusConfig(widths="12:24", seq_len=64, n_train=8, n_val=8, vocab_size=25,
+                                         max_word_len=6), tmp_path / "other")
+    rc, _, err = cli("qk", "--model", root / "model", "--corpus", other, "--out", tmp_path / "o2",
+                     "--preset", "tiny")
+    assert rc == 2 and "does not match" in err and _one_error_line(err)
+    rc, _, err = cli("qk", "--model", root / "model", "--corpus", root / "corpus", "--out", tmp_path / "o3",
+                     "--preset", "tiny", "--min-per-value", "100000")
+    assert rc == 2 and "too few lines per width" in err and _one_error_line(err)
