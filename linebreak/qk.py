@@ -153,10 +153,9 @@ def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_l
         tot = (a_c**2).sum()
         return float((cm**2).sum() / tot) if tot > 0 else float("nan")
 
-    shuffled = k.copy()
-    for gi in np.unique(g):
-        idx = np.nonzero(g == gi)[0]
-        shuffled[idx] = k[rng.permutation(idx)]
+    # permute lengths within groups: both orders list the groups alike, so pairing them shuffles within
+    shuffled = np.empty_like(k)
+    shuffled[np.argsort(g, kind="stable")] = k[np.lexsort((rng.random(len(g)), g))]
     return {"corr": corr, "eta2": eta2(k), "eta2_shuffled": eta2(shuffled), "n": int(keep.sum())}
 
 
