@@ -43,7 +43,7 @@ from linebreak.model import ModelConfig, build_model
 
 @dataclass(frozen=True)
 class OptimConfig:
-    steps: int = 1000
+    steps: int = 1500
     batch_size: int = 16
     lr: float = 2e-3
     beta1: float = 0.9
@@ -52,7 +52,7 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_frac: float = field(default=0.1, metadata={"help": "cosine decay ends at lr * min_lr_frac"})
     grad_clip: float = 1.0
-    eval_every: int = field(default=200, metadata={"help": "steps between evaluations and checkpoints"})
+    eval_every: int = field(default=250, metadata={"help": "steps between evaluations and checkpoints"})
     eval_docs: int = field(default=128, metadata={"help": "validation documents per evaluation"})
     seed: int = field(default=0, metadata={"help": "seed of the batch order"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
@@ -77,9 +77,11 @@ PRESETS: dict[str, Preset] = {
                     OptimConfig(steps=500, batch_size=16, lr=3e-3, warmup_steps=20, eval_every=100,
                                 eval_docs=32, threads=1)),
     ),
+    # the exploratory run's recipe (docs/training.md): GPT-2 4L d128 4H, 1500 steps of 16 x 256 tokens
     "default": Preset(
         CorpusConfig(),
-        TrainConfig(ModelConfig(), OptimConfig()),
+        TrainConfig(ModelConfig(n_layer=4, d_model=128, n_head=4, d_mlp=512, n_ctx=256),
+                    OptimConfig(steps=1500, eval_every=250)),
     ),
 }
 

@@ -31,7 +31,7 @@ DOC_SEPARATOR = "\n\f\n"
 class CorpusConfig:
     widths: str = field(default="20:80", metadata={"help": "wrap widths: a list 20,40,60 or a range 20:150"})
     seq_len: int = field(default=256, metadata={"help": "tokens per document, <bos> included"})
-    n_train: int = field(default=20000, metadata={"help": "training documents (at most, with --text)"})
+    n_train: int = field(default=24000, metadata={"help": "training documents (at most, with --text)"})
     n_val: int = field(default=256, metadata={"help": "validation documents (at most, with --text)"})
     vocab_size: int = field(default=500, metadata={"help": "synthetic word types"})
     min_word_len: int = 1
