@@ -1,0 +1,37 @@
+"""``linebreak study``: generate -> train -> capture/probes/manifold -> QK twist -> causal -> mod-P reference,
+then ``report.md`` and ``report.json``. Finished stages are reused while their inputs are unchanged, so a
+rerun after an interruption picks up where it stopped. With ``--model DIR --text FILE`` it analyses any local
+Hugging Face causal LM (no training) on that prose re-wrapped at the chosen widths.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from linebreak.config import add_config_args
+    from linebreak.study import StudyConfig  # noqa: I001  (light: dataclasses only at import)
+
+    p = subparsers.add_parser("study", help="the whole study in one command, with a report",
+                              description=__doc__)
+    p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
+    add_config_args(p, StudyConfig, "study settings")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from linebreak.study import StudyConfig, run_study
+
+    base = StudyConfig()
+    cfg = dataclasses.replace(base, **{f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(base)
+                                       if getattr(args, f"cfg_{f.name}") is not None})
+    rec = run_study(cfg, args.out)
+    print()
+    for f in rec["findings"]:
+        mark = {True: "agrees", False: "differs", None: "-"}[f["agrees"]]
+        print(f"[{mark:>7}] {f['sentence']}")
+    print(f"\nreport: {args.out}/report.md  ({rec['settings']['total_wall_s']:.0f} s in all)")
+    return 0

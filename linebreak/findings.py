@@ -1,0 +1,219 @@
+"""Turn the study's stage summaries into findings, figures and the report.
+
+Each finding carries the measured value, the rule that decides whether it agrees with its literature anchor
+(``checks``: a list of ``[name, value, op, threshold]`` that must all hold), and the figure that shows it.
+A test recomputes every verdict from those checks, so the words in the report cannot drift from the numbers.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from pathlib import Path
+
+from linebreak.report import Finding, write_report
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+
+
+def check(checks: list[list]) -> bool | None:
+    """All ``[name, value, op, threshold]`` hold; None if a value is missing (not measured)."""
+    if any(v is None for _, v, _, _ in checks):
+        return None
+    return all(OPS[op](v, t) for _, v, op, t in checks)
+
+
+def _f(key, section, sentence, value, anchor, checks, figure=None, **details) -> Finding:
+    return Finding(key, section, sentence, value, anchor, check(checks) if checks else None, figure,
+                   {"checks": checks, **details})
+
+
+def _best_layer(layers: dict) -> str:
+    """The analysed layer whose count probe has the highest held-out R^2 (where the count lives)."""
+    def r2(k):
+        v = layers[k]["probes"]["count"]["r2_test"]
+        return -1.0 if v is None else v
+    return max(layers, key=r2)
+
+
+def _geom(layer: dict) -> dict:
+    c = layer["centroids"]
+    return {"r2": layer["probes"]["count"]["r2_test"], "top6": c["pca"]["top6"], "pc1": c["pca"]["ratio"][0],
+            "sign_changes": c["ringing"]["sign_changes"], "first_negative": c["ringing"]["first_negative"],
+            "second_positive": c["ringing"]["second_positive"], "helix_periods": c["helix"]["periods"],
+            "helix_gain": c["helix"].get("r2_helix", 0) - c["helix"].get("r2_line", 0),
+            "rmse": layer["count_probes"]["rmse_test"]}
+
+
+def training_findings(m: dict) -> list[Finding]:
+    s = "Newline prediction"
+    return [
+        _f("info_captured", s, f"The model captures {m['info_captured']:.3f} of the achievable newline "
+           f"information (newline CE {m['newline_ce']:.3f} nats vs Bayes-posterior {m['newline_ce_posterior']:.3f}"
+           f" and constant-rate {m['newline_ce_constant']:.3f}); target 0.95.", m["info_captured"], None,
+           [["info_captured", m["info_captured"], ">=", 0.95]]),
+        _f("forced_break_acc", s, f"Where no word fits, it breaks the line {100 * m['forced_break_acc']:.1f} % of"
+           f" the time; where every word fits, it does not break {100 * m['no_break_acc']:.1f} % of the time; "
+           "target 99 %.", m["forced_break_acc"], None,
+           [["forced_break_acc", m["forced_break_acc"], ">=", 0.99]]),
+    ]
+
+
+def manifold_findings(summary: dict, figs: dict) -> list[Finding]:
+    model, control = summary["model"], summary.get("control", {})
+    key = _best_layer(model)
+    g, c = _geom(model[key]), (_geom(control[key]) if key in control else None)
+    ctrl = (lambda name, fmt: f" (random-init control: {fmt.format(c[name])})") if c else (lambda *_: "")
+    s = "Character-count manifold"
+    return [
+        _f("count_probe_r2", s, f"A linear probe reads the character count with held-out R^2 {g['r2']:.3f} at "
+           f"{key}{ctrl('r2', '{:.3f}')}.", g["r2"], "count_probe_r2", [["r2", g["r2"], ">=", 0.95]],
+           figs.get("r2"), layer=key),
+        _f("top6_pca_share", s, f"The per-count means at {key} put {100 * g['top6']:.1f} % of their variance in "
+           f"the top 6 PCs and {100 * g['pc1']:.1f} % in PC1 alone{ctrl('pc1', 'PC1 {:.3f}')}; a helix-like "
+           "manifold needs both: >= 90 % in 6 PCs with PC1 < 70 %.", g["top6"], "top6_pca_share",
+           [["top6", g["top6"], ">=", 0.9], ["pc1", g["pc1"], "<", 0.7]], figs.get("helix"), layer=key),
+        _f("ringing_sign_changes", s, f"The similarity between counts changes sign {g['sign_changes']} time(s) "
+           f"along the off-diagonals (first negative lobe {g['first_negative']:.2f}, next positive lobe "
+           f"{g['second_positive']:.2f}){ctrl('sign_changes', '{} sign change(s)')}.", g["sign_changes"],
+           "ringing_sign_changes", [["sign_changes", g["sign_changes"], ">=", 2]], figs.get("similarity"),
+           layer=key),
+        _f("helix_fit", s, f"A helix fit (line plus cos/sin of period T) picks periods {g['helix_periods']} and "
+           f"improves R^2 over the straight line by {g['helix_gain']:.3f}.", g["helix_gain"], None, [],
+           figs.get("helix"), layer=key),
+    ]
+
+
+def qk_findings(q: dict, figs: dict) -> list[Finding]:
+    v = q["verdict"]
+    b = v["best"]
+    s = "Boundary heads and the QK twist"
+    return [
+        _f("qk_verdict", s, v["statement"] + ".", v["passes"], "qk_max_cos",
+           [["best head passes the verdict", int(v["passes"]), "==", 1]], figs.get("qk_matrices"),
+           best_head=v["best_head"]),
+        _f("qk_max_cos", s, f"Through the best head's QK ({v['best_head']}) count and width align with max "
+           f"cosine {b['qk']['max_cos']:.3f}; with the identity map (raw residual) {b['identity']['max_cos']:.3f};"
+           f" with a random control {b['control']['max_cos']:.3f}.", b["qk"]["max_cos"], "qk_max_cos",
+           [["max_cos", b["qk"]["max_cos"], ">=", 0.8], ["gain over control", b["gain_over_control"], ">=", 0.1]],
+           figs.get("qk_pca")),
+        _f("raw_max_cos", s, f"In the raw residual stream (identity map) the best count-width cosine is "
+           f"{b['identity']['max_cos']:.3f}, below the head's QK ({b['qk']['max_cos']:.3f}): the identity "
+           f"{'aligns worse' if v['identity_worse_than_head'] else 'does not align worse'}.",
+           b["identity"]["max_cos"], "raw_max_cos",
+           [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
+    ]
+
+
+def causal_findings(c: dict, figs: dict) -> list[Finding]:
+    h, sub, pat = c["head_ablation"], c["subspace_ablation"], c["patching"]
+    s = "Causal checks"
+    ratio = sub["count_subspace"]["ratio"]
+    return [
+        _f("head_ablation", s, f"Ablating the top head {h['top_head']} raises newline loss by "
+           f"{h['top']['d_newline']:+.4f} nats and other-token loss by {h['top']['d_other']:+.4f}; a random head "
+           f"of the same layer ({h['random_head']}) raises newline loss by "
+           f"{(h['random'] or {}).get('d_newline', float('nan')):+.4f}.", h["top"]["d_newline"], None,
+           [["top head beats random head", int(h["top_beats_random"]), "==", 1]]),
+        _f("subspace_ablation", s, f"Ablating the top-{sub['dim']} PCA subspace of the count means at layer "
+           f"{sub['layer']} raises newline loss by {sub['count_subspace']['d_newline']:+.4f} and other loss by "
+           f"{sub['count_subspace']['d_other']:+.4f} (ratio {ratio:.2f}); random {sub['dim']}-D subspaces: "
+           f"{sub['random_mean']['d_newline']:+.4f} / {sub['random_mean']['d_other']:+.4f}.", ratio,
+           "ablation_newline_ratio", [["newline/other ratio", ratio, ">=", 5.0],
+                                      ["beats random", int(sub["beats_random_on_newline"]), "==", 1]]),
+        _f("patching", s, f"Patching the count mean toward higher counts moves P(newline) with Spearman "
+           f"{pat['spearman']:.2f} across shifts (monotone steps {100 * pat['monotone_fraction']:.0f} %).",
+           pat["spearman"], None, [["spearman", pat["spearman"], ">=", 0.8]]),
+    ]
+
+
+def grok_findings(g: dict, figs: dict) -> list[Finding]:
+    s = "Mod-P Fourier reference"
+    cfg = g["config"]
+    keys = g["key_frequencies"]
+    return [
+        _f("grok_step", s, f"At P = {cfg['p']} ({100 * cfg['frac_train']:.0f} % train, lr {cfg['lr']}), train "
+           f"accuracy reaches 100 % at step {g['memorisation_step']} and test accuracy passes 95 % at step "
+           f"{g['grok_step']} (final test accuracy {100 * g['final_test_acc']:.1f} %). Nanda et al.'s step is "
+           "for P = 113 at lr 1e-3, so only the order (memorise first, generalise late) is comparable.",
+           g["grok_step"], "grok_step",
+           [["memorised", g["memorisation_step"], ">=", 0], ["grokked later", (g["grok_step"] or -1)
+                                                              - (g["memorisation_step"] or 0), ">", 0]],
+           figs.get("grok")),
+        _f("n_key_freqs", s, f"The embedding concentrates on {len(keys)} key frequencies {keys}, found from the "
+           "data.", len(keys), "n_key_freqs", [["n", len(keys), ">=", 3], ["n", len(keys), "<=", 6]]),
+    ]
+
+
+def _figures(out: Path, res: dict) -> dict:
+    """Draw the study's figures into ``out/figures``; returns {kind: relative path of the headline one}."""
+    from linebreak.commands.plot import layer_figures
+    from linebreak.io import load_json, load_tensors
+
+    figdir = out / "figures"
+    figs: dict[str, str] = {}
+    rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
+    if "manifold" in res:
+        from linebreak.plots.curves import r2_by_layer
+
+        runs = {}
+        for run, sub in (("model", ""), ("control", "control")):
+            d = res["manifold"].path / sub
+            if (d / "analysis.json").is_file():
+                runs[run] = (load_json(d / "analysis.json"),
+                             {k: v.numpy() for k, v in load_tensors(d / "probes.safetensors").items()})
+        model = runs["model"][0]["layers"]
+        key = _best_layer(model)
+        files = layer_figures(key, model[key], runs["model"][1], "model", figdir)
+        if "control" in runs:
+            layer_figures(key, runs["control"][0]["layers"][key], runs["control"][1], "control", figdir)
+        figs["helix"] = rel(next(f for f in files if "helix_pc123" in str(f) and str(f).endswith(".html")))
+        figs["similarity"] = rel(next(f for f in files if "similarity_centroids" in str(f)))
+        figs["r2"] = rel(r2_by_layer({k: v[0] for k, v in runs.items()},
+                                     "Held-out R^2 of linear probes by layer (model vs random-init control)",
+                                     figdir / "probe_r2_by_layer"))
+    if "qk" in res:
+        from linebreak.plots.qk import plot_qk
+
+        files = plot_qk(load_json(res["qk"].path / "qk.json"), figdir)
+        figs["qk_matrices"] = next((rel(f) for f in files if "matrices" in str(f)), None)
+        figs["qk_pca"] = next((rel(f) for f in files if str(f).endswith(".html")), None)
+    if "grok" in res:
+        pngs = sorted(res["grok"].path.glob("*.png"))
+        figs["grok"] = rel(pngs[0]) if pngs else None
+    return figs
+
+
+def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
+    """Figures, findings and ``report.json`` / ``report.md`` for a finished study."""
+    import dataclasses
+
+    t0 = time.perf_counter()
+    figs = _figures(out, res)
+    findings: list[Finding] = []
+    if "model" in res:
+        findings += training_findings(res["model"].summary)
+    if "manifold" in res:
+        findings += manifold_findings(res["manifold"].summary, figs)
+    if "qk" in res:
+        findings += qk_findings(res["qk"].summary, figs)
+    if "causal" in res:
+        findings += causal_findings(res["causal"].summary, figs)
+    if "grok" in res:
+        findings += grok_findings(res["grok"].summary, figs)
+    stages = {k: {"wall_s": r.wall_s, "reused": r.reused, "fingerprint": r.fingerprint, "path": str(r.path)}
+              for k, r in res.items()}
+    stages["figures_and_report"] = {"wall_s": time.perf_counter() - t0, "reused": False}
+    settings = {"study": dataclasses.asdict(cfg), "preset": dataclasses.asdict(sp), "seed": cfg.seed,
+                "total_wall_s": wall_s + stages["figures_and_report"]["wall_s"]}
+    sections = {k: r.summary for k, r in res.items() if k in ("corpus", "model", "qk", "causal", "grok")}
+    if "manifold" in res:
+        sections["manifold"] = {"best_layer": _best_layer(res["manifold"].summary["model"]),
+                                **res["manifold"].summary}
+    intro = ("Each finding states what this run measured, beside its anchor in the literature "
+             "(Gurnee et al. 2025 for Claude 3.5 Haiku; Nanda et al. 2023 for grokking), and says plainly "
+             "whether this model agrees.")
+    write_report(out, "linebreak study report", findings, sections, stages, settings, intro)
+    from linebreak.io import load_json
+
+    return load_json(out / "report.json")
