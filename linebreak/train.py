@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from linebreak.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
+from linebreak.corpus.labels import labels_for_split
 from linebreak.corpus.store import Corpus, CorpusConfig
 from linebreak.io import (
     UserError,
@@ -125,12 +127,8 @@ def evaluate_newlines(model, corpus: Corpus, split: str = "validation", n_docs: 
     """
     import torch
 
-    from linebreak.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
-
     s = corpus.splits[split]
     ids, widths = s.input_ids[:n_docs], s.width[:n_docs]
-    from linebreak.corpus.labels import labels_for_split
-
     labels = labels_for_split(ids, widths, corpus.token_lengths, corpus.newline_id)
     mask = newline_positions(labels)
     was_training = model.training
@@ -176,8 +174,6 @@ _RATE_CACHE: dict[str, float] = {}
 
 def train_newline_rate(corpus: Corpus) -> float:
     """Share of scored training positions followed by a newline (the constant-rate predictor)."""
-    from linebreak.baselines import newline_positions
-
     key = corpus.fingerprint
     if key not in _RATE_CACHE:
         labels = corpus.labels("train")
@@ -328,7 +324,9 @@ def _prepare(out_dir: Path, record: dict, force: bool, resume: bool) -> None:
         if (out_dir / "metrics.json").exists():
             raise UserError(f"{out_dir} holds a finished run; nothing to resume")
         saved = load_json(config_path, "training config")
-        if saved != to_jsonable(record):
+        same = {k: v for k, v in to_jsonable(record).items() if k != "corpus"}
+        if ({k: v for k, v in saved.items() if k != "corpus"} != same
+                or saved.get("corpus", {}).get("fingerprint") != record["corpus"]["fingerprint"]):
             raise UserError(f"--resume needs the same settings and corpus as the run in {out_dir}")
         return
     if config_path.exists() and not force:

@@ -2,12 +2,14 @@
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 from safetensors.numpy import load_file
 
 import linebreak.train as T
 from linebreak.corpus import generate_corpus, load_corpus
+from linebreak.io import UserError
 from linebreak.train import PRESETS, train
 
 TINY = PRESETS["tiny"]
@@ -69,6 +71,13 @@ def test_resume_after_interruption_is_exact(corpus, tmp_path, monkeypatch):
     assert (tmp_path / "cut" / "checkpoint" / "state.json").exists()
     assert not (tmp_path / "cut" / "metrics.json").exists()
     monkeypatch.setattr(T, "_save_checkpoint", save)
+    shutil.copytree(tmp_path / "cut", tmp_path / "bad")
+    (tmp_path / "bad" / "checkpoint" / "optimizer.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(UserError, match="corrupt"):
+        train(cfg, corpus, tmp_path / "bad", resume=True)
+    other = dataclasses.replace(cfg, optim=dataclasses.replace(optim, lr=1e-3))
+    with pytest.raises(UserError, match="same settings"):
+        train(other, corpus, tmp_path / "cut", resume=True)
     resumed = train(cfg, corpus, tmp_path / "cut", resume=True)
     a = load_file(str(tmp_path / "full" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "model.safetensors"))
