@@ -1,0 +1,186 @@
+"""``linebreak sweep``: search for the regime in which the count helix and the QK twist appear.
+
+A sweep config (JSON, see ``sweeps/helix.json``) names a study preset as the base and a list of runs, each a
+set of overrides of the data, model and optimiser configs. Every run goes through the study's line-width
+stages (corpus -> model -> manifold with its random-init control -> qk; :func:`linebreak.study.run_line_stages`),
+each reused while its inputs are unchanged, so an interrupted sweep resumes. Per run the sweep records the
+newline information captured, the count probe R^2, the centroids' PC spectrum, the ringing numbers, the helix
+fit and the QK twist verdict with its numbers, and checks them against the targets of issue #7
+(:data:`TARGETS`). Results: ``sweep.json`` (every run), ``summary.md`` (one table) and ``summary.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from linebreak.io import UserError, load_json, save_json, write_text
+
+# The targets for choosing the study's default (issue #7), checked per run.
+TARGETS = {
+    "top6 >= 0.90": lambda r: r["top6"] is not None and r["top6"] >= 0.90,
+    "PC1 < 0.70": lambda r: r["pc1"] is not None and r["pc1"] < 0.70,
+    "sign changes >= 2": lambda r: r["sign_changes"] is not None and r["sign_changes"] >= 2,
+    "QK twist verdict": lambda r: bool(r["qk_passes"]),
+    "key-side comparison": lambda r: bool(r["key_side_moves"]),
+}
+
+
+# Attention "moves with the key" when the earlier line's length explains clearly more of the within-(width,
+# count) attention variance than shuffled lengths do, with a non-trivial correlation.
+KEY_SIDE_ETA2_RATIO = 2.0
+KEY_SIDE_MIN_CORR = 0.1
+
+
+def key_side_moves(ks: dict) -> bool:
+    import math
+
+    eta, eta0, corr = (ks.get(k, float("nan")) for k in ("eta2", "eta2_shuffled", "corr"))
+    vals = [v for v in (eta, eta0, corr) if v is not None]
+    if len(vals) < 3 or any(math.isnan(v) for v in vals):
+        return False
+    return eta > KEY_SIDE_ETA2_RATIO * eta0 and abs(corr) >= KEY_SIDE_MIN_CORR
+
+
+def load_sweep(path: str | Path) -> dict:
+    spec = load_json(path, "sweep config")
+    if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:
+        raise UserError(f"sweep config {path} needs a non-empty list 'runs'")
+    names = [r.get("name") for r in spec["runs"]]
+    if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
+        raise UserError("every sweep run needs a unique, non-empty 'name'")
+    return spec
+
+
+def _replace(obj, overrides: dict, what: str, run: str):
+    fields = {f.name for f in dataclasses.fields(obj)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise UserError(f"run {run!r}: unknown {what} setting(s) {', '.join(bad)}")
+    return dataclasses.replace(obj, **overrides)
+
+
+def run_preset(spec: dict, run: dict):
+    """The study preset of one sweep run: the base preset with the run's (and the sweep's common) overrides."""
+    from linebreak.study import STUDY_PRESETS
+    from linebreak.train import Preset
+
+    base = spec.get("base", "default")
+    if base not in STUDY_PRESETS:
+        raise UserError(f"unknown base preset {base!r}; choose from: {', '.join(STUDY_PRESETS)}")
+    sp = STUDY_PRESETS[base]
+    common = spec.get("common", {})
+    over = {k: {**common.get(k, {}), **run.get(k, {})} for k in ("data", "model", "optim", "qk")}
+    tr = sp.train
+    data = _replace(tr.data, over["data"], "data", run["name"])
+    model = _replace(tr.train.model, over["model"], "model", run["name"])
+    optim = _replace(tr.train.optim, over["optim"], "optim", run["name"])
+    if data.seq_len > model.n_ctx:
+        model = dataclasses.replace(model, n_ctx=data.seq_len)
+    train = Preset(data, dataclasses.replace(tr.train, model=model, optim=optim))
+    return dataclasses.replace(sp, train=train, qk=_replace(sp.qk, over["qk"], "qk", run["name"]))
+
+
+def row(name: str, res: dict) -> dict:
+    """The numbers of one finished run that the sweep compares."""
+    from linebreak.findings import _best_layer, _geom
+
+    m = res["model"].summary if "model" in res else {}
+    man = res["manifold"].summary
+    key = _best_layer(man["model"])
+    g, c = _geom(man["model"][key]), _geom(man["control"][key])
+    q = res["qk"].summary
+    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
+    ks = best.get("key_side", {})
+    return {
+        "name": name, "info_captured": m.get("info_captured"), "forced_break_acc": m.get("forced_break_acc"),
+        "train_seconds": m.get("train_seconds"), "layer": key, "count_r2": g["r2"], "pc1": g["pc1"],
+        "top6": g["top6"], "sign_changes": g["sign_changes"], "first_negative": g["first_negative"],
+        "second_positive": g["second_positive"], "helix_periods": g["helix_periods"],
+        "helix_gain": g["helix_gain"], "control_pc1": c["pc1"], "control_sign_changes": c["sign_changes"],
+        "qk_passes": q["verdict"]["passes"], "qk_best_head": best["name"], "qk_slope": best["qk"]["slope"],
+        "qk_offset": best["qk"]["median"], "qk_max_cos": best["qk"]["max_cos"],
+        "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
+        "key_side_moves": key_side_moves(ks), "key_side": ks,
+    }
+
+
+def score(r: dict) -> tuple:
+    """How close a run comes to the targets: targets met first, then the least dominant PC1, then ringing."""
+    met = sum(bool(f(r)) for f in TARGETS.values())
+    return (met, -(r["pc1"] if r["pc1"] is not None else 1.0), r["sign_changes"] or 0,
+            r["info_captured"] or 0.0)
+
+
+def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:
+    from linebreak.study import StudyConfig, run_line_stages
+
+    spec = load_sweep(spec_path)
+    out = Path(out)
+    runs = [r for r in spec["runs"] if not only or r["name"] in only]
+    if only and len(runs) != len(set(only)):
+        raise UserError(f"unknown run name(s): {', '.join(sorted(set(only) - {r['name'] for r in runs}))}")
+    presets = {r["name"]: run_preset(spec, r) for r in runs}  # validate every run before any work
+    rows = []
+    for r in runs:
+        t0 = time.perf_counter()
+        log(f"== sweep run {r['name']}: {r.get('why', '')}")
+        res = run_line_stages(out / r["name"], StudyConfig(seed=spec.get("seed", 0)), presets[r["name"]], log=log)
+        rows.append(row(r["name"], res) | {"wall_s": time.perf_counter() - t0,
+                                           "settings": dataclasses.asdict(presets[r["name"]].train)})
+        rows[-1]["targets"] = {k: bool(f(rows[-1])) for k, f in TARGETS.items()}
+        save_json(out / "sweep.json", {"spec": spec, "runs": rows})  # after each run: partial results
+    best = max(rows, key=score)
+    record = {"spec": spec, "runs": rows, "best": best["name"],
+              "any_meets_all_targets": any(all(r["targets"].values()) for r in rows)}
+    save_json(out / "sweep.json", record)
+    write_text(out / "summary.md", summary_table(rows, best["name"]))
+    summary_figure(rows, out / "summary.png")
+    return record
+
+
+COLUMNS = [("info", "info_captured", "{:.3f}"), ("R2 c", "count_r2", "{:.3f}"), ("PC1", "pc1", "{:.3f}"),
+           ("top6", "top6", "{:.3f}"), ("signs", "sign_changes", "{}"), ("helix dR2", "helix_gain", "{:.3f}"),
+           ("ctrl PC1", "control_pc1", "{:.3f}"), ("QK slope", "qk_slope", "{:.2f}"),
+           ("QK eps", "qk_offset", "{:+.1f}"), ("QK cos", "qk_max_cos", "{:.2f}"),
+           ("id cos", "identity_max_cos", "{:.2f}"), ("twist", "qk_passes", "{}"),
+           ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
+
+
+def summary_table(rows: list[dict], best: str) -> str:
+    def cell(r, k, fmt):
+        return "-" if r.get(k) is None else fmt.format(r[k])
+    lines = ["| run | " + " | ".join(c for c, _, _ in COLUMNS) + " | targets met |",
+             "|---" * (len(COLUMNS) + 2) + "|"]
+    for r in rows:
+        met = sum(r["targets"].values())
+        name = f"**{r['name']}**" if r["name"] == best else r["name"]
+        lines.append(f"| {name} | " + " | ".join(cell(r, k, f) for _, k, f in COLUMNS) +
+                     f" | {met}/{len(TARGETS)} |")
+    lines += ["", f"Targets: {'; '.join(TARGETS)}. Best (bold): most targets met, then lowest PC1, then most "
+              "sign changes.", ""]
+    return "\n".join(lines)
+
+
+def summary_figure(rows: list[dict], path: Path) -> Path:
+    from linebreak.plots.common import new_figure, save_png
+
+    fig, axes = new_figure(1, 3, figsize=(15, 4.5))
+    names = [r["name"] for r in rows]
+    x = range(len(rows))
+    axes[0].bar(x, [r["pc1"] or 0 for r in rows], label="trained model")
+    axes[0].plot(x, [r["control_pc1"] or 0 for r in rows], "kx", label="random-init control")
+    axes[0].axhline(0.7, color="r", ls="--", label="target PC1 < 0.70")
+    axes[0].set_title("Share of centroid variance in PC1\n(a straight ramp is ~1)")
+    axes[1].bar(x, [r["sign_changes"] or 0 for r in rows])
+    axes[1].axhline(2, color="r", ls="--", label="target >= 2 (ringing)")
+    axes[1].set_title("Sign changes of the count-similarity profile")
+    axes[2].bar(x, [r["qk_slope"] if r["qk_slope"] is not None else 0 for r in rows])
+    axes[2].axhspan(0.8, 1.2, color="g", alpha=0.15, label="slope within 0.2 of 1")
+    axes[2].set_title("Best head: slope of argmax width k*(i) vs count i")
+    for ax in axes:
+        ax.set_xticks(list(x), names, rotation=35, ha="right", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle("Helix-and-twist sweep: each bar one training setting (data, positions, width, depth, decay)")
+    return save_png(fig, path)
