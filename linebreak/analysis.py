@@ -38,6 +38,7 @@ class ProbeConfig:
     subtract_token_mean: bool = field(default=True, metadata={"help": "remove each token identity's mean"})
     alpha: float = field(default=1e-3, metadata={"help": "relative ridge penalty"})
     value_probe_rows: int = field(default=10000, metadata={"help": "training rows for per-count probes"})
+    value_probe_iters: int = field(default=100, metadata={"help": "L-BFGS iterations of per-count probes"})
     test_frac: float = field(default=0.25, metadata={"help": "share of documents held out"})
     seed: int = 0
 
@@ -95,6 +96,7 @@ def analyse_layer(X: np.ndarray, labels: dict, cfg: ProbeConfig = ProbeConfig())
                      "tokens": int(np.isin(cw, values).sum())}
     res["centroids"] = _geometry(C, values)
     vp = value_probes(X[words], cw, g[words], keep=values, max_rows=cfg.value_probe_rows,
+                      max_iter=cfg.value_probe_iters,
                       test_frac=cfg.test_frac, seed=cfg.seed)
     res["count_probes"] = {"rmse_test": vp.rmse_test, "accuracy_test": vp.accuracy_test,
                            "n_train": vp.n_train, "n_test": vp.n_test}

@@ -182,9 +182,9 @@ def helix_fit(C, counts, periods=None, max_periods: int = 3, min_gain: float = 0
 
     Basis ``B(c) = [c, cos(2 pi c/T_1), sin(2 pi c/T_1), ...]``; ``C ~ B(c) @ W + b`` by least squares over
     all dimensions at once. Periods are chosen greedily from ``periods`` (default: every integer from 2 to
-    the count span: at least one full turn), each step adding the one that raises the adjusted R^2 most, stopping at
-    ``max_periods`` or when that gain is below ``min_gain``. Reports the line-only R^2, the helix R^2, and
-    ``residual_drop``: the share of the line's unexplained variance that the periodic terms remove.
+    the count span: at least one full turn), each step adding the one that raises the adjusted R^2 most,
+    stopping at ``max_periods`` or when that gain is below ``min_gain``. Reports the line-only R^2, the
+    helix R^2, and ``residual_drop``: the share of the line's unexplained variance the periods remove.
     """
     C, c = np.asarray(C, dtype=np.float64), np.asarray(counts, dtype=np.float64)
     span = c.max() - c.min() + 1

@@ -42,7 +42,7 @@ def test_ridge_on_noise_labels_scores_near_zero():
 
 def test_value_probes_recover_count():
     X, count, groups = data(d=16)
-    vp = value_probes(X, count, groups, keep=np.arange(5, 35))
+    vp = value_probes(X, count, groups, keep=np.arange(5, 35), max_iter=100)
     assert vp.weights.shape == (30, 16) and list(vp.values) == list(range(5, 35))
     assert vp.rmse_test < 4
     noise = np.random.default_rng(1).integers(5, 35, len(count))
