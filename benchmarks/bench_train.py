@@ -46,6 +46,8 @@ def step_times(cfg, vocab: int, batch: torch.Tensor, steps: int) -> dict[str, fl
     from linebreak.train import lr_at
 
     models = {k: build_model(cfg.model, vocab, 0) for k in ("linebreak", "hf_plain")}
+    for m in models.values():
+        m.set_attn_implementation(cfg.optim.attn_implementation)
     o = cfg.optim
     ours_params = list(models["linebreak"].parameters())
     opts = {

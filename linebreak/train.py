@@ -58,6 +58,8 @@ class OptimConfig:
     eval_docs: int = field(default=128, metadata={"help": "validation documents per evaluation"})
     seed: int = field(default=0, metadata={"help": "seed of the batch order"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    attn_implementation: str = field(default="sdpa", metadata={
+        "help": "attention kernel while training: sdpa (faster) | eager; the returned model is eager"})
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ def _check_settings(cfg: TrainConfig, corpus: Corpus) -> None:
     for name in ("steps", "batch_size", "eval_every", "eval_docs", "threads"):
         if getattr(o, name) < 1:
             raise UserError(f"{name} must be positive, got {getattr(o, name)}")
+    if o.attn_implementation not in ("sdpa", "eager"):
+        raise UserError(f"attn_implementation must be sdpa or eager, got {o.attn_implementation!r}")
     if o.lr <= 0 or not 0 <= o.min_lr_frac <= 1:
         raise UserError("lr must be positive and min_lr_frac within [0, 1]")
 
@@ -254,6 +258,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     torch.set_num_threads(o.threads)
     vocab = len(corpus.token_lengths)
     model = build_model(cfg.model, vocab, corpus.bos_id)
+    model.set_attn_implementation(o.attn_implementation)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
@@ -302,6 +307,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                "train_seconds": seconds,
                "tokens_per_second": o.steps * o.batch_size * data.shape[1] / max(seconds, 1e-9),
                "n_params": sum(p.numel() for p in model.parameters()), "threads": o.threads}
+    model.set_attn_implementation("eager")  # what every analysis stage reads attention patterns from
     _save_final(out_dir, model, corpus, metrics)
     model.eval()
     return TrainResult(out_dir, model, metrics, history)
