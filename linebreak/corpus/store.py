@@ -139,8 +139,8 @@ def _text_splits(cfg, vocab, widths, words):
             "validation": CorpusSplit(ids[-n_val:], ws[-n_val:])}
 
 
-def _stats(split: CorpusSplit, tok_lengths: np.ndarray) -> dict:
-    labels = labels_for_split(split.input_ids, split.width, tok_lengths, NEWLINE_ID)
+def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLINE_ID) -> dict:
+    labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id)
     lengths = tok_lengths[split.input_ids]
     is_word = (lengths > 0) & ~labels["is_newline"]
     prev = np.pad(labels["count"][:, :-1], ((0, 0), (1, 0)))
