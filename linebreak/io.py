@@ -162,6 +162,9 @@ def staging_dir(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the finished folder gets the usual mode
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             if old.exists():

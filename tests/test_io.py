@@ -40,3 +40,23 @@ def test_out_dir_refuses_without_force(tmp_path):
     with pytest.raises(UserError, match="--force"):
         prepare_out_dir(tmp_path, force=False, marker="done.json")
     prepare_out_dir(tmp_path, force=True, marker="done.json")
+
+
+def test_staging_dir_replaces_whole_folder_with_normal_mode(tmp_path):
+    import os
+
+    from linebreak.io import staging_dir
+
+    final = tmp_path / "corpus"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with staging_dir(final) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert final.stat().st_mode & 0o777 == 0o777 & ~umask
+    with pytest.raises(RuntimeError), staging_dir(final) as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in final.iterdir()] == ["new.txt"]

@@ -1,7 +1,8 @@
 """Figure saving shared by every plot: PNG through matplotlib (Agg), interactive HTML through plotly.
 
-Both are written atomically. HTML embeds plotly.js (``include_plotlyjs=True``), so it opens offline and
-fetches nothing.
+Both are written atomically. Callers pass full file names; build them with ``with_name`` or an f-string, not
+``with_suffix``, which would cut names that contain a dot (``resid_post.1``). HTML embeds plotly.js
+(``include_plotlyjs=True``), so it opens offline and fetches nothing.
 """
 
 from __future__ import annotations
