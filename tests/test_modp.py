@@ -19,7 +19,7 @@ def test_data_split_is_seeded_and_complete():
     assert d.tokens.shape == (169, 3) and bool((d.tokens[:, 2] == 13).all())
     assert torch.equal(d.labels, (d.tokens[:, 0] + d.tokens[:, 1]) % 13)
     both = torch.cat([d.train_idx, d.test_idx]).sort().values
-    assert torch.equal(both, torch.arange(169)) and len(d.train_idx) == round(0.3 * 169)
+    assert torch.equal(both, torch.arange(169)) and len(d.train_idx) == int(0.3 * 169)
     assert torch.equal(make_data(13, 0.3, seed=1).train_idx, d.train_idx)
     assert not torch.equal(make_data(13, 0.3, seed=2).train_idx, d.train_idx)
 

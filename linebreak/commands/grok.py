@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
     add_config_args(p, GrokConfig)
     p.set_defaults(func=run)
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise UserError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    res = run_grok(cfg, args.out, force=args.force, progress=not args.no_progress, resume_from=args.resume_from)
+    res = run_grok(cfg, args.out, force=args.force, progress=not args.no_progress, resume_from=args.resume_from,
+                   figures=not args.no_figures)
     s = res.summary
     ph = s["phases"]
     order = s["loss_ordering"]

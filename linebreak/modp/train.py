@@ -143,7 +143,7 @@ def _loss_ordering(records: list[dict], phases) -> dict:
     if not m or phases.memorised is None:
         return out
     # the step where each loss has first fallen below half of its value at the end of memorisation
-    at_mem = min(m, key=lambda r: abs(r["step"] - phases.memorised))
+    at_mem = next((r for r in m if r["step"] >= phases.memorised), m[-1])
 
     def half_step(key):
         return next((r["step"] for r in m if r["step"] > at_mem["step"] and r[key] < at_mem[key] / 2), None)
