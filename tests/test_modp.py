@@ -116,3 +116,18 @@ def test_cli_bad_input_is_one_line(cli, tmp_path):
     for args in (["--p", "15"], ["--p", "2"], ["--frac-train", "1.5"], ["--frac-train", "0"]):
         rc, _, err = cli("grok", "--out", tmp_path / "x", "--no-progress", *args)
         assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_same_seed_same_log(tmp_path):
+    from linebreak.modp.train import run_grok
+
+    cfg = GrokConfig(p=13, frac_train=0.5, d_model=16, n_heads=2, d_head=8, d_mlp=32, steps=30, eval_every=10,
+                     measure_every=10, checkpoint_every=30)
+    logs = []
+    for name in ("a", "b"):
+        res = run_grok(cfg, tmp_path / name, progress=False, figures=False)
+        logs.append((tmp_path / name / "log.jsonl").read_bytes())
+        assert [r["step"] for r in res.records] == [0, 10, 20, 30] and "restricted_loss" in res.records[-1]
+    assert logs[0] == logs[1]
+    with pytest.raises(UserError):
+        run_grok(dataclasses.replace(cfg, steps=0), tmp_path / "c", progress=False)

@@ -81,3 +81,18 @@ def test_resume_continues_from_the_checkpoint(run, cli, tmp_path):
     assert log[0]["step"] == STEPS and log[-1]["step"] == STEPS + 20
     assert log[0]["test_acc"] == pytest.approx(s["final_test_acc"])
     assert log[-1]["test_acc"] >= 0.98
+
+
+@pytest.mark.slow
+def test_nanda_preset_groks(tmp_path):
+    """The paper's run (about an hour on 2 cores): `pytest -m slow tests/test_modp_grok.py`."""
+    from linebreak.modp.config import PRESETS
+    from linebreak.modp.train import run_grok
+
+    s = run_grok(PRESETS["nanda"], tmp_path / "nanda", progress=True).summary
+    assert s["memorisation_step"] is not None and s["grok_step"] is not None
+    assert s["memorisation_step"] * 5 < s["grok_step"]  # train 100 % long before test passes 95 %
+    assert s["final_test_acc"] >= 0.99
+    assert 3 <= s["n_key_frequencies"] <= 6
+    assert s["loss_ordering"]["restricted_falls_before_test"] is True
+    assert s["loss_ordering"]["excluded_rises_while_test_high"] is True
