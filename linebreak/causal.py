@@ -111,6 +111,17 @@ def head_ablations(model, ids, newline_id, ranked: list[tuple[int, int]], cfg: C
     }
 
 
+def boundary_ranking(qk_result: dict) -> list[tuple[int, int]]:
+    """Heads ranked by their *measured* boundary behaviour: the range of their attention to the previous
+    newline across characters remaining (response curve), largest first. The QK ranking says which heads'
+    weights twist; this one says which heads actually switch attention as the line fills."""
+    def rng(h):
+        r = h.get("response", {}).get("range")
+        return -1.0 if r is None or not np.isfinite(r) else float(r)
+    hs = sorted(qk_result["heads"], key=rng, reverse=True)
+    return [(int(h["layer"]), int(h["head"])) for h in hs]
+
+
 def count_means(model, ids, lab, layer: int, cfg: CausalConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-count means of ``hook_resid_pre`` of ``layer`` over non-initial word tokens: (counts, [V, d])."""
     d = arch.layout(model).d_model
@@ -264,6 +275,8 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     base = _eval(model, ids, nl, cfg.batch_size)
     res = {"config": cfg, "n_docs": len(ids), "baseline": base}
     res["head_ablation"] = head_ablations(model, ids, nl, ranked, cfg, base)
+    boundary = boundary_ranking(qk_result)
+    res["boundary_head_ablation"] = head_ablations(model, ids, nl, boundary, cfg, base)
     steps.update()
     counts, means = count_means(model, ids, lab, layer, cfg)
     if len(counts) < 3:

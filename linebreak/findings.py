@@ -106,15 +106,19 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
 
 
 def causal_findings(c: dict, figs: dict) -> list[Finding]:
-    h, sub, pat = c["head_ablation"], c["subspace_ablation"], c["patching"]
+    sub, pat = c["subspace_ablation"], c["patching"]
     s = "Causal checks"
     ratio = sub["count_subspace"]["ratio"]
-    return [
-        _f("head_ablation", s, f"Ablating the top head {h['top_head']} raises newline loss by "
-           f"{h['top']['d_newline']:+.4f} nats and other-token loss by {h['top']['d_other']:+.4f}; a random head "
-           f"of the same layer ({h['random_head']}) raises newline loss by "
-           f"{(h['random'] or {}).get('d_newline', float('nan')):+.4f}.", h["top"]["d_newline"], None,
-           [["top head beats random head", int(h["top_beats_random"]), "==", 1]]),
+    heads = []
+    for key, what in (("boundary_head_ablation", "the measured boundary head (largest attention response to the "
+                       "previous newline as the line fills)"), ("head_ablation", "the QK-top head")):
+        h = c[key]
+        heads.append(_f(key, s, f"Ablating {what} {h['top_head']} raises newline loss by "
+                        f"{h['top']['d_newline']:+.4f} nats and other-token loss by {h['top']['d_other']:+.4f}; a "
+                        f"random head of the same layer ({h['random_head']}) raises newline loss by "
+                        f"{(h['random'] or {}).get('d_newline', float('nan')):+.4f}.", h["top"]["d_newline"], None,
+                        [["top head beats random head", int(h["top_beats_random"]), "==", 1]]))
+    return heads + [
         _f("subspace_ablation", s, f"Ablating the top-{sub['dim']} PCA subspace of the count means at layer "
            f"{sub['layer']} raises newline loss by {sub['count_subspace']['d_newline']:+.4f} and other loss by "
            f"{sub['count_subspace']['d_other']:+.4f} (ratio {ratio:.2f}); random {sub['dim']}-D subspaces: "

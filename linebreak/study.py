@@ -227,7 +227,8 @@ def causal_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, 
 
 
 def grok_stage(out: Path, preset: str, seed: int, reuse: bool, log) -> StageResult:
-    from linebreak.modp.train import PRESETS, run_grok
+    from linebreak.modp.config import PRESETS
+    from linebreak.modp.train import run_grok
 
     cfg = dataclasses.replace(PRESETS[preset], seed=seed)
 

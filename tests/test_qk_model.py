@@ -139,6 +139,13 @@ def test_causal_checks(trained, qk_result):
     assert blind["loss"] > base["loss"] + 0.02
     assert ha["all_heads_of_layer"]["loss"] > base["loss"]
     assert set(ha) >= {"top", "random", "top_n", "all_heads_of_layer", "top_beats_random"}
+    # the measured boundary head is the head whose attention to the previous newline varies most
+    from linebreak.causal import boundary_ranking
+
+    ranges = {h["name"]: h["response"]["range"] for h in qk_result["heads"]}
+    top = res["boundary_head_ablation"]["top_head"]
+    assert top == f"L{boundary_ranking(qk_result)[0][0]}H{boundary_ranking(qk_result)[0][1]}"
+    assert ranges[top] == max(r for r in ranges.values() if np.isfinite(r))
     sa = res["subspace_ablation"]
     assert sa["dim"] <= CAUSAL_PRESETS["tiny"].subspace_dim and len(sa["random_subspaces"]) == 2
     assert 0 < sa["variance_explained"] <= 1
