@@ -43,7 +43,7 @@ def flops_per_token(model, n_layer: int, d_model: int, seq_len: int) -> float:
 def step_times(cfg, vocab: int, batch: torch.Tensor, steps: int) -> dict[str, float]:
     """Median seconds per optimizer step: linebreak's loop body vs a plain Hugging Face loop, interleaved."""
     from linebreak.model import build_model
-    from linebreak.train import lr_at
+    from linebreak.train import lr_at, train_step
 
     models = {k: build_model(cfg.model, vocab, 0) for k in ("linebreak", "hf_plain")}
     for m in models.values():
@@ -59,15 +59,7 @@ def step_times(cfg, vocab: int, batch: torch.Tensor, steps: int) -> dict[str, fl
     }
 
     def ours(step):
-        m, opt = models["linebreak"], opts["linebreak"]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, o)
-        logits = m(input_ids=batch).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch[:, 1:].flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), o.grad_clip)
-        opt.step()
+        train_step(models["linebreak"], opts["linebreak"], batch, lr_at(step, o), o.grad_clip)
 
     def plain(step):
         m, opt = models["hf_plain"], opts["hf_plain"]

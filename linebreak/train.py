@@ -107,6 +107,21 @@ def lr_at(step: int, cfg: OptimConfig) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * cosine)
 
 
+def train_step(model, optimizer, x, lr: float, grad_clip: float) -> float:
+    """One optimisation step on the batch ``x``: next-token cross-entropy, clipped gradients, AdamW."""
+    import torch
+
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits = model(input_ids=x).logits
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def batch_indices(step: int, batch_size: int, n_docs: int, seed: int) -> np.ndarray:
     """Documents of the batch at ``step``: consecutive slices of a fresh permutation per epoch."""
     g = np.arange(step * batch_size, (step + 1) * batch_size)
@@ -290,16 +305,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                 _save_checkpoint(out_dir, model, optimizer, step, rec)
         if step == o.steps:
             break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, o)
         x = data[batch_indices(step, o.batch_size, len(data), o.seed)]
-        logits = model(input_ids=x).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
     bar.close()
     seconds = time.perf_counter() - t0
     history = read_jsonl(out_dir / "eval.jsonl")
