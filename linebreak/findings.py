@@ -188,6 +188,26 @@ def _figures(out: Path, res: dict) -> dict:
     return figs
 
 
+def _appendix(res: dict) -> dict[str, str]:
+    """Tables for the reader who wants more than the headline: geometry per layer, the top-ranked heads."""
+    out = {}
+    if "manifold" in res:
+        from linebreak.analysis import table
+
+        runs = {k: {"layers": v} for k, v in res["manifold"].summary.items()}
+        out["Probes and geometry per layer (model beside its random-init control)"] = f"```\n{table(runs)}\n```"
+    if "qk" in res:
+        rows = ["| head | score | QK max cos | identity | control | slope | R^2 | median eps | response range |"
+                " passes |", "|---" * 10 + "|"]
+        for h in res["qk"].summary["heads"][:8]:
+            q = h["qk"]
+            rows.append(f"| {h['name']} | {h['score']:.2f} | {q['max_cos']:.2f} | {h['identity']['max_cos']:.2f} | "
+                        f"{h['control']['max_cos']:.2f} | {q['slope']:.2f} | {q['r2']:.2f} | {q['median']:+.1f} | "
+                        f"{(h.get('response') or {}).get('range', float('nan')):.3f} | {h['verdict']['passes']} |")
+        out["Top-ranked heads (QK twist)"] = "\n".join(rows)
+    return out
+
+
 def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
     """Figures, findings and ``report.json`` / ``report.md`` for a finished study."""
     import dataclasses
@@ -217,7 +237,7 @@ def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
     intro = ("Each finding states what this run measured, beside its anchor in the literature "
              "(Gurnee et al. 2025 for Claude 3.5 Haiku; Nanda et al. 2023 for grokking), and says plainly "
              "whether this model agrees.")
-    write_report(out, "linebreak study report", findings, sections, stages, settings, intro)
+    write_report(out, "linebreak study report", findings, sections, stages, settings, intro, _appendix(res))
     from linebreak.io import load_json
 
     return load_json(out / "report.json")

@@ -67,7 +67,7 @@ def _fmt(v: Any) -> str:
 
 
 def render_markdown(title: str, findings: list[Finding], stages: dict[str, dict], settings: dict,
-                    intro: str = "") -> str:
+                    intro: str = "", appendix: dict[str, str] | None = None) -> str:
     lines = [f"# {title}", ""]
     if intro:
         lines += [intro, ""]
@@ -86,6 +86,8 @@ def render_markdown(title: str, findings: list[Finding], stages: dict[str, dict]
                 s += f" Figure: [{Path(f.figure).name}]({f.figure})."
             lines.append(s)
         lines.append("")
+    for heading, block in (appendix or {}).items():
+        lines += [f"## {heading}", "", block, ""]
     lines += ["## Stages", "", "| stage | wall time (s) | reused |", "|---|---|---|"]
     for name, st in stages.items():
         lines.append(f"| {name} | {st.get('wall_s', float('nan')):.1f} | {st.get('reused', False)} |")
@@ -102,7 +104,8 @@ def _settings_json(settings: dict) -> str:
 
 
 def write_report(out_dir: str | Path, title: str, findings: list[Finding], sections: dict[str, Any],
-                 stages: dict[str, dict], settings: dict, intro: str = "") -> tuple[Path, Path]:
+                 stages: dict[str, dict], settings: dict, intro: str = "",
+                 appendix: dict[str, str] | None = None) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir`` (atomically)."""
     out_dir = Path(out_dir)
     record = {
@@ -115,5 +118,5 @@ def write_report(out_dir: str | Path, title: str, findings: list[Finding], secti
         "sections": sections,
     }
     j = save_json(out_dir / "report.json", record)
-    m = write_text(out_dir / "report.md", render_markdown(title, findings, stages, settings, intro))
+    m = write_text(out_dir / "report.md", render_markdown(title, findings, stages, settings, intro, appendix))
     return j, m
