@@ -51,6 +51,8 @@ _CAPTURE = CaptureConfig(max_docs=256, max_tokens=32768, sites="resid_pre,resid_
 STUDY_PRESETS: dict[str, StudyPreset] = {
     "default": StudyPreset(TRAIN_PRESETS["default"], _CAPTURE, ProbeConfig(), QKConfig(), CausalConfig(),
                            "fast"),
+    # the exploratory run's GPT-2 with learned positions (the sweep's base)
+    "gpt2": StudyPreset(TRAIN_PRESETS["gpt2"], _CAPTURE, ProbeConfig(), QKConfig(), CausalConfig(), "fast"),
     # seconds, for tests: the tiny training preset and small analyses
     "tiny": StudyPreset(TRAIN_PRESETS["tiny"],
                         CaptureConfig(max_docs=32, max_tokens=2048, sites="resid_pre,resid_post",
