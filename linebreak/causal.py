@@ -39,6 +39,9 @@ class CausalConfig:
     subspace_dim: int = field(default=6, metadata={"help": "dimensions of the count subspace ablated"})
     n_random: int = field(default=3, metadata={"help": "random subspaces of the same dimension (control)"})
     patch_deltas: str = field(default="-8,-4,-2,0,2,4,8", metadata={"help": "count shifts for patching"})
+    patch_passes: int = field(default=4, metadata={"help": "patching passes (one patched token per document each)"})
+    patch_layer: int = field(default=-1, metadata={
+        "help": "layer whose resid_pre is patched; -1: the last layer, where the break decision is read out"})
     min_per_value: int = field(default=8, metadata={"help": "tokens needed for a count mean"})
     n_strings: int = field(default=12, metadata={"help": "random word strings in the insertion sweep"})
     n_lines: int = field(default=48, metadata={"help": "lines the insertion sweep edits"})
@@ -136,6 +139,34 @@ def count_means(model, ids, lab, layer: int, cfg: CausalConfig) -> tuple[np.ndar
     return np.nonzero(keep)[0], sums[keep] / ns[keep, None]
 
 
+def _group_means(X: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
+    sums = np.zeros((n, X.shape[1]))
+    np.add.at(sums, g, X)
+    return sums / np.maximum(np.bincount(g, minlength=n), 1)[:, None]
+
+
+def count_effects(model, ids, lab, layer: int, cfg: CausalConfig, iters: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """The count representation *with the width held fixed*: the count main effects ``b[c]`` of an additive
+    fit ``x ~ a[width] + b[count]`` to ``hook_resid_pre`` of ``layer`` over non-initial word tokens
+    (backfitting). Plain per-count means mix in width, because long counts occur only in wide documents: a
+    patch along them would move the model's width estimate with its count. Returns (counts, [V, d])."""
+    out_rows, c_rows, w_rows = [], [], []
+    for s, e in heads.batches(len(ids), cfg.batch_size):
+        out = heads.forward(model, heads.as_tensor(ids[s:e]), resid_pre=(layer,), attention=False)
+        m = lab["query"][s:e]
+        out_rows.append(out["resid_pre"][layer].double().numpy()[m])
+        c_rows.append(lab["count"][s:e][m])
+        w_rows.append(lab["width"][s:e][m])
+    X, c, w = np.concatenate(out_rows), np.concatenate(c_rows), np.concatenate(w_rows)
+    n_c, n_w = int(c.max()) + 1, int(w.max()) + 1
+    a = np.zeros((n_w, X.shape[1]))
+    for _ in range(iters):
+        b = _group_means(X - a[w], c, n_c)
+        a = _group_means(X - b[c], w, n_w)
+    keep = np.bincount(c, minlength=n_c) >= cfg.min_per_value
+    return np.nonzero(keep)[0], b[keep]
+
+
 def project_out(basis):
     """``x -> x - (x B) B^T`` for an orthonormal ``basis [d, k]`` (zero-ablation of that subspace)."""
     import torch
@@ -164,27 +195,42 @@ def subspace_ablation(model, ids, newline_id, layer, means, cfg: CausalConfig, b
 
 
 def count_patching(model, ids, lab, newline_id, layer, counts, means, cfg: CausalConfig) -> dict:
+    """Replace the count representation at one word token per document, ``x' = x - mu[c] + mu[c + delta]``
+    (``mu`` from :func:`count_effects`: the count effect with the width held fixed),
+    and read P(newline) at that same token. Only that token is patched (as the paper patched the last
+    tokens of its prompt): patching every token would also lengthen the earlier lines the model reads the
+    width from. Each of ``patch_passes`` passes patches a different (seeded) token per document."""
     import torch
 
     deltas = [int(x) for x in cfg.patch_deltas.split(",") if x.strip()]
     mu = {int(c): m for c, m in zip(counts, means)}
+    rng = np.random.default_rng(cfg.seed)
+    # candidates: later-line word tokens whose count and every count + delta have a mean
+    ok = lab["query"] & (lab["line_index"] >= 1) & np.isin(lab["count"], counts)
+    for d in deltas:
+        ok &= np.isin(lab["count"] + d, counts)
+    picks = []  # (doc, position) per pass
+    for _ in range(cfg.patch_passes):
+        docs = [b for b in range(len(ids)) if ok[b].any()]
+        picks.append([(b, int(rng.choice(np.nonzero(ok[b])[0]))) for b in docs])
     curve = []
     for delta in deltas:
-        # positions whose count and count + delta both have a mean
-        ok = lab["query"] & np.isin(lab["count"], counts) & np.isin(lab["count"] + delta, counts)
-        shift = np.zeros(ids.shape + (means.shape[1],), dtype=np.float32)
-        b, t = np.nonzero(ok)
-        c = lab["count"][b, t]
-        shift[b, t] = np.stack([mu[int(ci) + delta] - mu[int(ci)] for ci in c]) if len(c) else 0.0
-        p_sum, p_n = 0.0, 0
-        for s, e in heads.batches(len(ids), cfg.batch_size):
-            sh = torch.as_tensor(shift[s:e])
-            with heads.edit_resid_pre(model, layer, lambda x, sh=sh: x + sh.to(x)):
-                out = heads.forward(model, heads.as_tensor(ids[s:e]), attention=False)
-            p = torch.softmax(out["logits"], -1)[..., newline_id].numpy()
-            p_sum += float(p[ok[s:e]].sum())
-            p_n += int(ok[s:e].sum())
-        curve.append({"delta": delta, "p_newline": p_sum / max(p_n, 1), "n": p_n})
+        p_all = []
+        for pick in picks:
+            if not pick:
+                continue
+            b, t = (np.array(x) for x in zip(*pick))
+            shift = np.zeros(ids.shape + (means.shape[1],), dtype=np.float32)
+            shift[b, t] = np.stack([mu[int(c) + delta] - mu[int(c)] for c in lab["count"][b, t]])
+            at = np.zeros(ids.shape, dtype=bool)
+            at[b, t] = True
+            for s, e in heads.batches(len(ids), cfg.batch_size):
+                sh = torch.as_tensor(shift[s:e])
+                with heads.edit_resid_pre(model, layer, lambda x, sh=sh: x + sh.to(x)):
+                    out = heads.forward(model, heads.as_tensor(ids[s:e]), attention=False)
+                p_all.append(torch.softmax(out["logits"], -1)[..., newline_id].numpy()[at[s:e]])
+        p = np.concatenate(p_all) if p_all else np.array([])
+        curve.append({"delta": delta, "p_newline": float(p.mean()) if len(p) else float("nan"), "n": len(p)})
     from scipy.stats import spearmanr
 
     ps = [c["p_newline"] for c in curve]
@@ -283,7 +329,9 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
         raise UserError(f"too few counts with >= {cfg.min_per_value} tokens for the count subspace")
     res["subspace_ablation"] = subspace_ablation(model, ids, nl, layer, means, cfg, base)
     steps.update()
-    res["patching"] = count_patching(model, ids, lab, nl, layer, counts, means, cfg)
+    p_layer = arch.check_layer(model, cfg.patch_layer if cfg.patch_layer >= 0 else arch.layout(model).n_layers - 1)
+    p_counts, p_means = count_effects(model, ids, lab, p_layer, cfg)
+    res["patching"] = count_patching(model, ids, lab, nl, p_layer, p_counts, p_means, cfg)
     steps.update()
     res["insertion"] = insertion_sweep(model, corpus, ids, lab, ranked, cfg)
     steps.update()

@@ -98,8 +98,10 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
            [["max_cos", b["qk"]["max_cos"], ">=", 0.8], ["gain over control", b["gain_over_control"], ">=", 0.1]],
            figs.get("qk_pca")),
         _f("raw_max_cos", s, f"In the raw residual stream (identity map) the best count-width cosine is "
-           f"{b['identity']['max_cos']:.3f}, below the head's QK ({b['qk']['max_cos']:.3f}): the identity "
-           f"{'aligns worse' if v['identity_worse_than_head'] else 'does not align worse'}.",
+           f"{b['identity']['max_cos']:.3f}; averaged over counts, each count's best-matching width has cosine "
+           f"{b['identity']['alignment']:.3f} there against {b['qk']['alignment']:.3f} through the head's QK: "
+           f"the identity {'aligns worse' if v['identity_worse_than_head'] else 'does not align worse'} than the "
+           "head.",
            b["identity"]["max_cos"], "raw_max_cos",
            [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
     ]
@@ -125,8 +127,11 @@ def causal_findings(c: dict, figs: dict) -> list[Finding]:
            f"{sub['random_mean']['d_newline']:+.4f} / {sub['random_mean']['d_other']:+.4f}.", ratio,
            "ablation_newline_ratio", [["newline/other ratio", ratio, ">=", 5.0],
                                       ["beats random", int(sub["beats_random_on_newline"]), "==", 1]]),
-        _f("patching", s, f"Patching the count mean toward higher counts moves P(newline) with Spearman "
-           f"{pat['spearman']:.2f} across shifts (monotone steps {100 * pat['monotone_fraction']:.0f} %).",
+        _f("patching", s, f"Patching the count representation (the count effect with the width held fixed, at "
+           f"layer {pat['layer']}, one token per document) from {pat['curve'][0]['delta']:+d} to "
+           f"{pat['curve'][-1]['delta']:+d} characters moves P(newline) from {pat['curve'][0]['p_newline']:.3f} to "
+           f"{pat['curve'][-1]['p_newline']:.3f}, Spearman {pat['spearman']:.2f} across shifts (monotone steps "
+           f"{100 * pat['monotone_fraction']:.0f} %).",
            pat["spearman"], None, [["spearman", pat["spearman"], ">=", 0.8]]),
     ]
 
