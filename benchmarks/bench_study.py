@@ -29,7 +29,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "linebreak", "study", "--out", str(out)], check=True)
     rec = json.loads((out / "report.json").read_text())
     print(f"{'stage':<22}{'wall s':>10}{'share':>8}")
-    total = rec["settings"]["total_wall_s"]
+    total = rec["settings"]["stages_wall_s"]  # every stage's own time, also when a rerun reused it
     for name, st in rec["stages"].items():
         print(f"{name:<22}{st['wall_s']:>10.1f}{st['wall_s'] / total:>8.0%}{'  (reused)' if st.get('reused') else ''}")
     print(f"{'total':<22}{total:>10.1f}")

@@ -234,7 +234,9 @@ def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
               for k, r in res.items()}
     stages["figures_and_report"] = {"wall_s": time.perf_counter() - t0, "reused": False}
     settings = {"study": dataclasses.asdict(cfg), "preset": dataclasses.asdict(sp), "seed": cfg.seed,
-                "total_wall_s": wall_s + stages["figures_and_report"]["wall_s"]}
+                "total_wall_s": wall_s + stages["figures_and_report"]["wall_s"],
+                # what the whole study costs from scratch: every stage's recorded time, reused or not
+                "stages_wall_s": sum(st["wall_s"] for st in stages.values())}
     sections = {k: r.summary for k, r in res.items() if k in ("corpus", "model", "qk", "causal", "grok")}
     if "manifold" in res:
         sections["manifold"] = {"best_layer": _best_layer(res["manifold"].summary["model"]),
