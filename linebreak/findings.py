@@ -204,11 +204,14 @@ def _appendix(res: dict) -> dict[str, str]:
     if "qk" in res:
         rows = ["| head | score | QK max cos | identity | control | slope | R^2 | median eps | response range |"
                 " passes |", "|---" * 10 + "|"]
+        def n(x, spec):  # NaN was stored as null in JSON
+            return "-" if x is None else format(x, spec)
         for h in res["qk"].summary["heads"][:8]:
             q = h["qk"]
-            rows.append(f"| {h['name']} | {h['score']:.2f} | {q['max_cos']:.2f} | {h['identity']['max_cos']:.2f} | "
-                        f"{h['control']['max_cos']:.2f} | {q['slope']:.2f} | {q['r2']:.2f} | {q['median']:+.1f} | "
-                        f"{(h.get('response') or {}).get('range', float('nan')):.3f} | {h['verdict']['passes']} |")
+            cells = [h["name"], n(h["score"], ".2f"), n(q["max_cos"], ".2f"), n(h["identity"]["max_cos"], ".2f"),
+                     n(h["control"]["max_cos"], ".2f"), n(q["slope"], ".2f"), n(q["r2"], ".2f"), n(q["median"], "+.1f"),
+                     n((h.get("response") or {}).get("range"), ".3f"), str(h["verdict"]["passes"])]
+            rows.append("| " + " | ".join(cells) + " |")
         out["Top-ranked heads (QK twist)"] = "\n".join(rows)
     return out
 
@@ -220,16 +223,17 @@ def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
     t0 = time.perf_counter()
     figs = _figures(out, res)
     findings: list[Finding] = []
-    if "model" in res:
-        findings += training_findings(res["model"].summary)
-    if "manifold" in res:
-        findings += manifold_findings(res["manifold"].summary, figs)
-    if "qk" in res:
-        findings += qk_findings(res["qk"].summary, figs)
-    if "causal" in res:
-        findings += causal_findings(res["causal"].summary, figs)
-    if "grok" in res:
-        findings += grok_findings(res["grok"].summary, figs)
+    makers = {"model": lambda x: training_findings(x), "manifold": lambda x: manifold_findings(x, figs),
+              "qk": lambda x: qk_findings(x, figs), "causal": lambda x: causal_findings(x, figs),
+              "grok": lambda x: grok_findings(x, figs)}
+    for stage, make in makers.items():
+        if stage not in res:
+            continue
+        try:
+            findings += make(res[stage].summary)
+        except TypeError:  # a number the sentence needs was undefined (NaN, stored as null)
+            findings.append(Finding(f"{stage}_undefined", stage, f"Some {stage} numbers are undefined for this "
+                                    f"model (see report.json, sections.{stage}).", None))
     stages = {k: {"wall_s": r.wall_s, "reused": r.reused, "fingerprint": r.fingerprint, "path": str(r.path)}
               for k, r in res.items()}
     stages["figures_and_report"] = {"wall_s": time.perf_counter() - t0, "reused": False}
