@@ -137,7 +137,9 @@ def peak_width(cos: np.ndarray, level: float = 0.5) -> float:
     if not len(below):
         return float(2 * (len(p) - 1))
     k = below[0]
-    frac = (p[k - 1] - level) / (p[k - 1] - p[k]) if k > 0 else 0.0
+    if k == 0:  # not even the diagonal reaches the level (degenerate, e.g. all-zero centroids): no peak
+        return 0.0
+    frac = (p[k - 1] - level) / (p[k - 1] - p[k])
     return float(2 * (k - 1 + frac))
 
 

@@ -68,3 +68,12 @@ def test_subtract_token_mean_removes_identity_offsets():
     X = offsets[tokens] + rng.normal(size=(2000, 3))
     Y = M.subtract_token_mean(X, tokens)
     assert np.abs(np.array([Y[tokens == t].mean(0) - Y.mean(0) for t in range(5)])).max() < 1e-9
+
+
+def test_peak_width_of_degenerate_centroids_is_zero():
+    import numpy as np
+
+    from linebreak.manifold import peak_width
+
+    assert peak_width(np.zeros((5, 5))) == 0.0
+    assert peak_width(np.eye(5)) == 1.0  # lag profile 1, 0, 0, ...: half-height at lag 0.5
