@@ -190,5 +190,6 @@ def summary_figure(rows: list[dict], path: Path) -> Path:
     for ax in axes:
         ax.set_xticks(list(x), names, rotation=35, ha="right", fontsize=8)
         ax.legend(fontsize=7)
-    fig.suptitle("Helix-and-twist sweep: each bar one training setting (data, positions, width, depth, decay)")
+    fig.suptitle("Helix-and-twist sweep: each bar one training setting (data, positions, width, depth, decay)",
+                 y=1.04)
     return save_png(fig, path)
