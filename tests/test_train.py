@@ -114,3 +114,12 @@ def test_cli_trains_and_prints_a_table(cli, corpus, tmp_path):
     rc, _, err = cli("train", "--corpus", corpus.path, "--out", tmp_path / "m", "--preset", "tiny",
                      "--steps", "20", "--eval-every", "10", "--force")
     assert rc == 0, err
+
+
+def test_forced_breaks_knowable_vs_first_lines(run):
+    """Forced breaks on a first line cannot be foreseen (the width is unknown): the Bayes posterior's accuracy
+    there is a ceiling below 1, and the breaks that can be known are a subset that the posterior always gets."""
+    m = run.metrics
+    assert 0 < m["forced_break_acc_bayes"] < 1
+    assert m["knowable_forced_positions"] > 0
+    assert 0 <= m["forced_break_acc_knowable"] <= 1

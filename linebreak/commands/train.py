@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
             ("  oracle-width Bayes", m["newline_ce_oracle"]), ("  constant rate", m["newline_ce_constant"]),
             ("info captured (vs posterior)", m["info_captured"]),
             ("info captured (vs oracle)", m["info_captured_oracle"]),
-            ("forced-break accuracy", m["forced_break_acc"]), ("no-break accuracy", m["no_break_acc"]),
+            ("forced-break accuracy", m["forced_break_acc"]),
+            ("  Bayes ceiling (first lines)", m["forced_break_acc_bayes"]),
+            ("  where knowable", m["forced_break_acc_knowable"]), ("no-break accuracy", m["no_break_acc"]),
             ("newline accuracy", m["newline_acc"]), ("  posterior Bayes", m["newline_acc_posterior"])]
     for name, value in rows:
         print(f"{name:<30}{value:>8.3f}")
