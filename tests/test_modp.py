@@ -131,3 +131,16 @@ def test_same_seed_same_log(tmp_path):
     assert logs[0] == logs[1]
     with pytest.raises(UserError):
         run_grok(dataclasses.replace(cfg, steps=0), tmp_path / "c", progress=False)
+
+
+def test_same_seed_same_run(tmp_path):
+    """Same seed, same machine: the same log, bit for bit (one thread; see run_grok)."""
+    import dataclasses
+
+    from linebreak.modp.config import PRESETS
+    from linebreak.modp.train import run_grok
+
+    cfg = dataclasses.replace(PRESETS["fast"], steps=120, eval_every=40, measure_every=40, checkpoint_every=120)
+    a = run_grok(cfg, tmp_path / "a", progress=False, figures=False, threads=1).records
+    b = run_grok(cfg, tmp_path / "b", progress=False, figures=False, threads=1).records
+    assert a == b

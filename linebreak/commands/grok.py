@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume-from", default=None, metavar="CKPT",
                    help="continue from a checkpoint (.safetensors) of a run with the same P and model shape")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads; 1 makes runs repeatable bit for bit (several threads sum gradients in a "
+                   "varying order)")
     p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -28,20 +30,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from linebreak.config import resolve_config
-    from linebreak.io import UserError
     from linebreak.modp.config import PRESETS, GrokConfig
     from linebreak.modp.train import run_grok
 
     cfg = resolve_config(GrokConfig, PRESETS, args.preset, args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     res = run_grok(cfg, args.out, force=args.force, progress=not args.no_progress, resume_from=args.resume_from,
-                   figures=not args.no_figures)
+                   figures=not args.no_figures, threads=args.threads)
     s = res.summary
     ph = s["phases"]
     order = s["loss_ordering"]

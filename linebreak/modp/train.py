@@ -160,8 +160,26 @@ def _loss_ordering(records: list[dict], phases) -> dict:
 
 
 def run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
-             resume_from: str | None = None, figures: bool = True) -> GrokResult:
-    """Train, measure, detect the phases, write the log, summary and figures; return the summary."""
+             resume_from: str | None = None, figures: bool = True, threads: int | None = 1) -> GrokResult:
+    """Train, measure, detect the phases, write the log, summary and figures; return the summary.
+
+    ``threads`` torch CPU threads for the run (restored afterwards). The default, 1, makes a run repeatable
+    bit for bit: with several threads the embedding gradients are summed in a varying order, and a grokking
+    run amplifies such differences (the grok step moved by one evaluation interval between two 2-thread runs).
+    For this small model one thread is as fast. ``None`` keeps torch's setting."""
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run_grok(cfg, out_dir, force, progress, resume_from, figures)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool, progress: bool, resume_from: str | None,
+              figures: bool) -> GrokResult:
     check_task(cfg.p, cfg.frac_train)
     for name in ("steps", "eval_every", "measure_every", "checkpoint_every"):
         if getattr(cfg, name) < 1:
