@@ -18,8 +18,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("capture", help="save a model's activations and token labels",
                               description=__doc__)
-    p.add_argument("--model", required=True, help="model folder (Hugging Face causal LM with its tokenizer)")
-    p.add_argument("--corpus", required=True, help="corpus folder (linebreak generate)")
+    p.add_argument("--model", default="data/model",
+                   help="model folder, any HF causal LM with its tokenizer (default: data/model)")
+    p.add_argument("--corpus", default="data/corpus", help="corpus folder (linebreak generate; default: data/corpus)")
     p.add_argument("--out", help="output folder (default: probes/<model folder name>)")
     p.add_argument("--control", action="store_true",
                    help="also capture a randomly initialised model of the same config into OUT/control")

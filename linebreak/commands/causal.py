@@ -13,8 +13,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("causal", help="causal checks of the boundary heads and count subspace",
                               description=__doc__)
-    p.add_argument("--model", required=True, help="trained model folder (linebreak train)")
-    p.add_argument("--corpus", required=True, help="corpus folder (linebreak generate)")
+    p.add_argument("--model", default="data/model", help="trained model folder (linebreak train; default: data/model)")
+    p.add_argument("--corpus", default="data/corpus", help="corpus folder (linebreak generate; default: data/corpus)")
     p.add_argument("--qk", default=None,
                    help="qk.json from `linebreak qk` on this model (default: run the QK analysis now)")
     p.add_argument("--out", default="probes/causal", help="folder for causal.json (default: probes/causal)")

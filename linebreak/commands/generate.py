@@ -12,7 +12,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("generate", help="generate a fixed-width wrapped corpus",
                               description=__doc__)
-    p.add_argument("--out", required=True, help="corpus folder to create")
+    p.add_argument("--out", default="data/corpus", help="corpus folder to create (default: data/corpus)")
     p.add_argument("--preset", default="default", help="data preset (see linebreak.train.PRESETS)")
     p.add_argument("--force", action="store_true", help="replace an existing corpus in --out")
     add_config_args(p, CorpusConfig, "data settings (default: the preset's value)")

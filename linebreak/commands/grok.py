@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         "write log.jsonl, summary.json, checkpoints and figures to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="fast", help="fast (about a minute on 2 cores) or nanda (the paper)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default="runs/grok", help="output folder (default: runs/grok)")
     p.add_argument("--resume-from", default=None, metavar="CKPT",
                    help="continue from a checkpoint (.safetensors) of a run with the same P and model shape")
     p.add_argument("--threads", type=int, default=1,

@@ -12,8 +12,8 @@ def register(subparsers) -> None:
     from linebreak.train import OptimConfig
 
     p = subparsers.add_parser("train", help="train a newline model from scratch", description=__doc__)
-    p.add_argument("--corpus", required=True, help="corpus folder from `linebreak generate`")
-    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--corpus", default="data/corpus", help="corpus folder (default: data/corpus)")
+    p.add_argument("--out", default="data/model", help="model folder to write (default: data/model)")
     p.add_argument("--preset", default="default", help="training preset (see linebreak.train.PRESETS)")
     p.add_argument("--force", action="store_true", help="overwrite a finished or partial run in --out")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
