@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linebreak import arch, heads, twist
+from linebreak import arch, heads, manifold, twist
 from linebreak.io import UserError
 
 
@@ -173,12 +173,9 @@ def _response(att_h: np.ndarray, remaining: np.ndarray, values: np.ndarray, min_
 
 
 def _pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Explained-variance ratios and the projection onto the top ``n`` components of centred rows."""
-    Xc = X - X.mean(axis=0, keepdims=True)
-    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
-    var = S**2
-    ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
-    return ratio, Xc @ Vt[:n].T
+    """Explained-variance ratios (up to 10) and the projection onto the top ``n`` components of centred rows."""
+    p = manifold.pca_spectrum(X, k=max(n, 10))
+    return p["ratio"], p["coords"][:, :n]
 
 
 def _top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKConfig) -> dict:
