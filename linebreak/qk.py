@@ -53,10 +53,8 @@ def select_docs(corpus, split: str, n_docs: int) -> tuple[np.ndarray, dict]:
     ids = corpus.splits[split].input_ids[:n_docs]
     lab = {k: v[:n_docs] for k, v in corpus.labels(split).items()}
     is_nl = lab["is_newline"].astype(bool)
-    starts = is_nl | (ids == corpus.bos_id)  # a word after these is line-initial
-    after_start = np.concatenate([np.ones_like(starts[:, :1]), starts[:, :-1]], axis=1)
-    word = ~starts & (corpus.token_lengths[ids] > 0)
-    lab["query"] = word & ~after_start
+    lab["token_len"] = corpus.token_lengths[ids]
+    lab["query"] = manifold.word_rows(lab)  # the same counting tokens as the manifold's centroids
     T = ids.shape[1]
     last = np.where(is_nl, np.arange(T), -1)
     last = np.maximum.accumulate(last, axis=1)
