@@ -9,7 +9,8 @@ this module hides that once.
 
 Rotary models (Llama, NeoX): the ``W_Q``/``W_K`` returned here, like TransformerLens' ``hook_q``/``hook_k``,
 are *before* the rotary position embedding is applied. Their bilinear form ``W_Q W_K^T`` is the QK circuit
-for a query and key at the same position; at other offsets the rotation enters between them.
+for a query and key at the same position; at other offsets the rotation enters between them:
+``score(t, s) = (R_t q) . (R_s k) = (R_{t-s} q) . k``, which :func:`rotate_by_offset` computes.
 """
 
 from __future__ import annotations
@@ -143,6 +144,39 @@ def qk_weights(model, layer: int):
             b_K = (kb.float().reshape(Hkv, dh).repeat_interleave(H // Hkv, 0) if kb is not None
                    else torch.zeros(H, dh))
     return tuple(t.detach().clone().contiguous() for t in (W_Q, b_Q, W_K, b_K))
+
+
+def is_rotary(model) -> bool:
+    """Whether the model's attention rotates queries and keys by position (Llama, NeoX)."""
+    return arch_of(model) in ("llama", "neox")
+
+
+def rotary_tables(model, max_offset: int):
+    """The model's own rotary ``cos, sin`` tables for offsets ``0..max_offset`` (``[max_offset + 1, r]``,
+    float64 numpy; ``r`` <= d_head is the rotated part, the rest passes unrotated, as in NeoX)."""
+    import torch
+
+    emb = model.base_model.rotary_emb
+    dh = layout(model).d_head
+    pos = torch.arange(max_offset + 1)[None]
+    with torch.no_grad():
+        cos, sin = emb(torch.zeros(1, max_offset + 1, dh), pos)
+    return cos[0].double().numpy(), sin[0].double().numpy()
+
+
+def rotate_by_offset(q, offset, tables):
+    """``R_offset q``: queries ``q [N, d_head]`` rotated by their offsets ``[N]`` to their keys, so that
+    ``rotate_by_offset(q, t - s) @ k`` is the attention score (before scaling) of the query at ``t`` on the
+    key at ``s``, both taken before rotary (HF's ``rotate_half`` convention: the rotated part is split in
+    halves ``(x1, x2) -> x cos + (-x2, x1) sin``)."""
+    import numpy as np
+
+    cos, sin = tables
+    cos, sin = cos[offset], sin[offset]
+    r = cos.shape[-1]
+    x, rest = q[:, :r], q[:, r:]
+    half = np.concatenate([-x[:, r // 2:], x[:, : r // 2]], axis=1)
+    return np.concatenate([x * cos + half * sin, rest], axis=1)
 
 
 def ensure_eager(model):

@@ -107,7 +107,26 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
            "head.",
            b["identity"]["max_cos"], "raw_max_cos",
            [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
+        _key_side_finding(q, s),
     ]
+
+
+def _key_side_finding(q: dict, section: str) -> Finding:
+    """Does any head compare the count with the key's own line length (attention moves with it when the
+    width and count are fixed)? Reported for the best twist head and listed for all heads."""
+    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
+    ks = best.get("key_side") or {}
+    moving = [h["name"] for h in q["heads"] if (h.get("key_side") or {}).get("moves")]
+
+    def n(x, spec):
+        return "n/a" if x is None else format(x, spec)
+    return _f("qk_key_side", section,
+              f"Key-side comparison test: with width and count held fixed, the earlier line's length explains "
+              f"{n(ks.get('excess'), '+.3f')} of {best['name']}'s attention variance beyond shuffled lengths "
+              f"(p = {n(ks.get('p_value'), '.3f')}, correlation {n(ks.get('corr'), '+.2f')}). Heads whose attention "
+              f"moves with the key: {', '.join(moving) if moving else 'none'}. Queries were read "
+              f"{q.get('query_frame', 'from the weights')}.",
+              ks.get("excess"), None, [["heads moving with the key", len(moving), ">=", 1]], moving=moving)
 
 
 def causal_findings(c: dict, figs: dict) -> list[Finding]:

@@ -3,10 +3,16 @@
 Models are created with ``attn_implementation="eager"`` so attention patterns can be read. Position schemes:
 ``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX) and ``none`` (GPT-2 with its position
 embeddings zeroed and frozen: the model must count from causal attention alone).
+
+``d_mlp=0`` builds an attention-only model: any nonlinear use of the count and the width must then go
+through attention (softmax) and the norms, not an MLP. Llama and NeoX accept a zero-width MLP as is (it
+outputs zeros); GPT-2's fused ``Conv1D`` does not, so its MLPs get one hidden unit whose weights are zeroed
+and frozen (their output is exactly zero).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from linebreak.io import UserError
@@ -20,7 +26,7 @@ class ModelConfig:
     n_layer: int = 4
     d_model: int = 128
     n_head: int = 4
-    d_mlp: int = 512
+    d_mlp: int = field(default=512, metadata={"help": "MLP hidden width; 0 = attention-only (no MLPs)"})
     pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox)"})
     n_ctx: int = 256
     dropout: float = 0.0
@@ -37,12 +43,14 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
         raise UserError(f"unknown arch {cfg.arch!r}; choose from: {', '.join(ARCH_POS)}")
     if cfg.pos not in ARCH_POS[cfg.arch]:
         raise UserError(f"arch {cfg.arch} supports pos {' | '.join(ARCH_POS[cfg.arch])}, not {cfg.pos!r}")
+    if cfg.d_mlp < 0:
+        raise UserError(f"d_mlp must be >= 0 (0 = attention-only), not {cfg.d_mlp}")
     if cfg.d_model % cfg.n_head:
         raise UserError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
     ids = dict(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, vocab_size=vocab_size)
     if cfg.arch == "gpt2":
         config = GPT2Config(n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                            n_inner=cfg.d_mlp, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                            n_inner=cfg.d_mlp or 1, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
                             attn_pdrop=cfg.dropout, **ids)
     elif cfg.arch == "llama":
         config = LlamaConfig(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
@@ -55,9 +63,17 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                                max_position_embeddings=cfg.n_ctx, attention_dropout=cfg.dropout,
                                hidden_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
     torch.manual_seed(cfg.init_seed)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    with warnings.catch_warnings():  # a zero-width MLP (d_mlp=0) has nothing to initialise
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     if cfg.arch == "gpt2" and cfg.pos == "none":
         with torch.no_grad():
             model.transformer.wpe.weight.zero_()
         model.transformer.wpe.weight.requires_grad_(False)
+    if cfg.arch == "gpt2" and cfg.d_mlp == 0:
+        for block in model.transformer.h:
+            for p in block.mlp.parameters():
+                with torch.no_grad():
+                    p.zero_()
+                p.requires_grad_(False)
     return model

@@ -8,7 +8,12 @@ own norm* (TL ``blocks.{L}.ln1.hook_normalized``, what the heads really read):
   over newline tokens (``key_label="width"``: the document's wrap width; ``"line_len"``: the length of the
   line the newline ends). Values with fewer than ``min_per_value`` tokens are dropped.
 - per head: the cosine matrices count-through-``W_Q`` vs width-through-``W_K``, identity and a random
-  control, with offsets, line fits, ranking score and verdict (:mod:`linebreak.twist`);
+  control. In a rotary model (Llama, NeoX) a head scores the key ``Δ`` tokens back with
+  ``(R_Δ q) . k``, not ``q . k``, and ``Δ`` (tokens since the newline) grows with the count; so there the
+  query side is the mean over the tokens of count ``i`` of ``R_Δ (x W_Q + b_Q)``, each token rotated by its
+  offset to the previous newline, and only tokens that have one enter (``query_frame`` in the result). Without
+  this a rotary head's QK matrix would be judged at offset 0, which is not what it computes. Then the matrices
+  come with offsets, line fits, ranking score and verdict (:mod:`linebreak.twist`);
 - per head, measured attention: the attention from each word token to the most recent previous newline,
   binned by characters remaining (response curves), and the *key-side comparison test*: holding the width
   and the count fixed, does attention to that newline move with the length of the line it ended? (A head
@@ -59,6 +64,7 @@ def select_docs(corpus, split: str, n_docs: int) -> tuple[np.ndarray, dict]:
     last = np.where(is_nl, np.arange(T), -1)
     last = np.maximum.accumulate(last, axis=1)
     lab["prev_nl"] = np.concatenate([np.full((len(ids), 1), -1), last[:, :-1]], axis=1)
+    lab["offset"] = np.where(lab["prev_nl"] >= 0, np.arange(T) - lab["prev_nl"], -1)  # tokens back to it
     return ids, lab
 
 
@@ -79,35 +85,58 @@ def _check_model(model, tokenizer, corpus) -> arch.Layout:
 
 
 # ---- the measured pass ----------------------------------------------------------------------------------
-def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray):
+def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary: bool):
     """Per-value sums of ln1 vectors (query: count, key: key label) and per-token attention to the
-    previous newline, in one streaming pass."""
+    previous newline, in one streaming pass. For a rotary model the query sums are kept per (count, offset
+    to the previous newline) over the tokens that have one, ``[n_layers, counts, offsets, d]``, so that each
+    head's queries can be rotated to that newline (:func:`_rotated_query_map`)."""
     from tqdm.auto import tqdm
 
     nL, H, d = lay.n_layers, lay.n_heads, lay.d_model
     max_c = int(lab["count"].max()) + 1
     max_k = int(key_values.max()) + 1
-    q_sum, q_n = np.zeros((nL, max_c, d)), np.zeros(max_c)
+    n_off = int(lab["offset"][lab["query"]].max()) + 1 if rotary else 1
+    q_sum, q_n = np.zeros((nL, max_c, n_off, d)), np.zeros((max_c, n_off))
     k_sum, k_n = np.zeros((nL, max_k, d)), np.zeros(max_k)
     att_rows = []
     for s, e in tqdm(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
         out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
-        qm, c = lab["query"][s:e], lab["count"][s:e]
+        qm, c, off = lab["query"][s:e], lab["count"][s:e], lab["offset"][s:e]
+        if rotary:
+            qm = qm & (off >= 0)
+        o = off[qm] if rotary else np.zeros(int(qm.sum()), dtype=np.int64)
         km, kv = lab["is_newline"][s:e].astype(bool), key_values[s:e]
-        np.add.at(q_n, c[qm], 1)
+        np.add.at(q_n, (c[qm], o), 1)
         np.add.at(k_n, kv[km], 1)
         for L in range(nL):
             x = out["ln1"][L].double().numpy()
-            np.add.at(q_sum[L], c[qm], x[qm])
+            np.add.at(q_sum[L], (c[qm], o), x[qm])
             np.add.at(k_sum[L], kv[km], x[km])
         # attention from query tokens to their most recent previous newline
         pn = lab["prev_nl"][s:e]
-        sel = qm & (pn >= 0)
+        sel = lab["query"][s:e] & (pn >= 0)
         b, t = np.nonzero(sel)
         pat = np.stack([p.numpy() for p in out["pattern"]], axis=1)  # [B, L, H, T, T]
         att_rows.append(pat[b, :, :, t, pn[b, t]].reshape(len(b), nL, H))
     att = np.concatenate(att_rows) if att_rows else np.zeros((0, nL, H))
     return (q_sum, q_n), (k_sum, k_n), att
+
+
+def _rotated_query_map(S: np.ndarray, n: np.ndarray, tables):
+    """Per-count query vectors of a rotary head as it scores the previous newline: the mean over tokens of
+    ``R_offset (x W_Q + b_Q)``, from per-(count, offset) sums ``S [counts, offsets, d]`` and counts
+    ``n [counts, offsets]``. Returns ``map(W, b) -> [counts, d_head]`` for :func:`linebreak.twist.head_summary`."""
+    ci, oi = np.nonzero(n)
+    rows, n_rows, n_c = S[ci, oi], n[ci, oi], n.sum(1)
+
+    def query_map(W, b=None):
+        M = rows @ W + (0.0 if b is None else n_rows[:, None] * np.asarray(b, dtype=np.float64))
+        R = arch.rotate_by_offset(M, oi, tables)
+        out = np.zeros((len(n), R.shape[1]))
+        np.add.at(out, ci, R)
+        return out / n_c[:, None]
+
+    return query_map
 
 
 def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,20 +149,33 @@ def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tup
     return out, values
 
 
+# A head's attention "moves with the key" when, with width and count held fixed, the earlier line's length
+# explains at least this share of the attention variance beyond what shuffled lengths explain ...
+KEY_SIDE_MIN_EXCESS = 0.05
+# ... and no more than this fraction of within-group shuffles explain as much (a permutation p-value).
+KEY_SIDE_MAX_P = 0.01
+KEY_SIDE_SHUFFLES = 199
+
+
 def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
-                  rng: np.random.Generator, min_group: int = 4) -> dict:
+                  rng: np.random.Generator, min_group: int = 4, n_shuffles: int = KEY_SIDE_SHUFFLES) -> dict:
     """Does attention to the previous newline move with that line's length when width and count are fixed?
 
     Within each (width, count) group, ``attn`` and ``prev_len`` are centred; ``corr`` is the pooled
-    correlation; ``eta2`` the share of the within-group attention variance explained by the previous line's
-    length (as categories); ``eta2_shuffled`` the same with lengths permuted within groups (the noise floor).
+    correlation (the monotone part); ``eta2`` the share of the within-group attention variance explained by
+    the previous line's length taken as categories (any shape of dependence, e.g. a bump). Small cells make
+    ``eta2`` large by chance, so its null is measured: the lengths are permuted within groups
+    ``n_shuffles`` times; ``eta2_shuffled`` is the mean and ``excess`` = ``eta2 - eta2_shuffled``;
+    ``p_value`` the share of shuffles (plus the observed) with ``eta2`` at least as large. ``moves`` when
+    ``excess >= KEY_SIDE_MIN_EXCESS`` and ``p_value <= KEY_SIDE_MAX_P``.
     """
+    nan = float("nan")
     groups = width.astype(np.int64) * 100003 + count.astype(np.int64)
     uniq, inv, n = np.unique(groups, return_inverse=True, return_counts=True)
     keep = n[inv] >= min_group
     if keep.sum() < 3:
-        nan = float("nan")
-        return {"corr": nan, "eta2": nan, "eta2_shuffled": nan, "n": int(keep.sum())}
+        return {"corr": nan, "eta2": nan, "eta2_shuffled": nan, "excess": nan, "p_value": nan,
+                "moves": False, "n": int(keep.sum())}
     a, k = attn[keep], prev_len[keep].astype(np.int64)
     g = np.unique(inv[keep], return_inverse=True)[1]
 
@@ -142,19 +184,27 @@ def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_l
 
     a_c, k_c = demean(a), demean(k.astype(float))
     denom = np.sqrt((a_c**2).sum() * (k_c**2).sum())
-    corr = float((a_c * k_c).sum() / denom) if denom > 0 else float("nan")
+    corr = float((a_c * k_c).sum() / denom) if denom > 0 else nan
+    tot = float((a_c**2).sum())
 
     def eta2(kk):
         cell = g * (int(k.max()) + 2) + kk
         _, ci = np.unique(cell, return_inverse=True)
         cm = (np.bincount(ci, a_c) / np.bincount(ci))[ci]
-        tot = (a_c**2).sum()
-        return float((cm**2).sum() / tot) if tot > 0 else float("nan")
+        return float((cm**2).sum() / tot) if tot > 0 else nan
 
     # permute lengths within groups: both orders list the groups alike, so pairing them shuffles within
-    shuffled = np.empty_like(k)
-    shuffled[np.argsort(g, kind="stable")] = k[np.lexsort((rng.random(len(g)), g))]
-    return {"corr": corr, "eta2": eta2(k), "eta2_shuffled": eta2(shuffled), "n": int(keep.sum())}
+    by_group = np.argsort(g, kind="stable")
+    null = np.empty(n_shuffles)
+    for j in range(n_shuffles):
+        shuffled = np.empty_like(k)
+        shuffled[by_group] = k[np.lexsort((rng.random(len(g)), g))]
+        null[j] = eta2(shuffled)
+    e = eta2(k)
+    excess = e - float(null.mean())
+    p = float((1 + (null >= e).sum()) / (1 + n_shuffles))
+    return {"corr": corr, "eta2": e, "eta2_shuffled": float(null.mean()), "excess": excess, "p_value": p,
+            "moves": bool(excess >= KEY_SIDE_MIN_EXCESS and p <= KEY_SIDE_MAX_P), "n": int(keep.sum())}
 
 
 def _response(att_h: np.ndarray, remaining: np.ndarray, values: np.ndarray, min_n: int) -> dict:
@@ -207,10 +257,12 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     if cfg.key_label not in ("width", "line_len"):
         raise UserError(f"key_label must be width or line_len, not {cfg.key_label!r}")
     lay = _check_model(model, tokenizer, corpus)
+    rotary = arch.is_rotary(model)
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     key_values = lab[cfg.key_label]
-    (q_sum, q_n), (k_sum, k_n), att = _collect(model, lay, ids, lab, cfg, key_values)
-    i_values, Qm = _means(q_sum, q_n, np.arange(len(q_n)), cfg.min_per_value)
+    (q_sum, q_n), (k_sum, k_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
+    keep_c = q_n.sum(1) >= cfg.min_per_value
+    i_values, Qm = _means(q_sum.sum(2), q_n.sum(1), np.arange(len(q_n)), cfg.min_per_value)
     k_values, Km = _means(k_sum, k_n, np.arange(len(k_n)), cfg.min_per_value)
     if len(k_values) < cfg.min_values:
         raise UserError(f"too few lines per width: only {len(k_values)} {cfg.key_label} values have "
@@ -220,14 +272,18 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         raise UserError(f"too few counts: only {len(i_values)} counts have >= {cfg.min_per_value} tokens")
 
     rng = np.random.default_rng(cfg.seed)
+    tables = arch.rotary_tables(model, q_n.shape[1] - 1) if rotary else None
     per_head, mats = [], {}
     for L in range(lay.n_layers):
-        W_Q, _, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
+        W_Q, b_Q, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
+        qmap = _rotated_query_map(q_sum[L][keep_c], q_n[keep_c], tables) if rotary else None
         for h in range(lay.n_heads):
-            summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng)
+            summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
+                                            query_map=qmap, b_Q=b_Q[h])
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
             per_head.append(summary)
-            mats[(L, h)] = (m, W_Q[h], W_K[h])
+            Q_thru = qmap(W_Q[h], b_Q[h]) if rotary else Qm[L] @ W_Q[h]
+            mats[(L, h)] = (m, Q_thru, Km[L] @ W_K[h])
     order = sorted(range(len(per_head)), key=lambda j: (
         -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
         -twist._finite(per_head[j]["qk"]["alignment"])))
@@ -248,9 +304,9 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     top = [(per_head[j]["layer"], per_head[j]["head"]) for j in order[: cfg.top]]
     detail = []
     for L, h in top:
-        (m, W_Q, W_K) = mats[(L, h)]
+        (m, Q_thru, K_thru) = mats[(L, h)]
         both = np.concatenate([Qm[L] - Qm[L].mean(0), Km[L] - Km[L].mean(0)])
-        thru = np.concatenate([(Qm[L] - Qm[L].mean(0)) @ W_Q, (Km[L] - Km[L].mean(0)) @ W_K])
+        thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])
         detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,
                        "pca_residual": _pca(both, 3)[1], "pca_qk": _pca(thru, 3)[1]})
 
@@ -271,6 +327,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     }
     return {
         "config": cfg, "layout": lay, "n_docs": len(ids),
+        "query_frame": "rotated to the previous newline" if rotary else "weights (no positional rotation)",
         "i_values": i_values, "k_values": k_values,
         "heads": [per_head[j] for j in order],
         "top": detail,

@@ -27,20 +27,9 @@ TARGETS = {
 }
 
 
-# Attention "moves with the key" when the earlier line's length explains clearly more of the within-(width,
-# count) attention variance than shuffled lengths do, with a non-trivial correlation.
-KEY_SIDE_ETA2_RATIO = 2.0
-KEY_SIDE_MIN_CORR = 0.1
-
-
 def key_side_moves(ks: dict) -> bool:
-    import math
-
-    eta, eta0, corr = (ks.get(k, float("nan")) for k in ("eta2", "eta2_shuffled", "corr"))
-    vals = [v for v in (eta, eta0, corr) if v is not None]
-    if len(vals) < 3 or any(math.isnan(v) for v in vals):
-        return False
-    return eta > KEY_SIDE_ETA2_RATIO * eta0 and abs(corr) >= KEY_SIDE_MIN_CORR
+    """The key-side comparison test's decision (:func:`linebreak.qk.key_side_test`); False when absent."""
+    return bool(ks.get("moves", False))
 
 
 def load_sweep(path: str | Path) -> dict:

@@ -43,9 +43,12 @@ def _centre(X: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=0, keepdims=True)
 
 
-def _unit_rows(X: np.ndarray) -> np.ndarray:
+def _unit_rows(X: np.ndarray, scale: float) -> np.ndarray:
+    """Rows scaled to unit length; rows shorter than ``1e-9 * scale`` (rounding noise of vectors that do not
+    vary, e.g. every newline's embedding in a rotary model's first layer) become zero, not random unit rows."""
     n = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(n > 0, n, 1.0)
+    tiny = n <= 1e-9 * max(scale, 1e-300)
+    return np.where(tiny, 0.0, X / np.where(tiny, 1.0, n))
 
 
 def twist_matrix(Q_side: np.ndarray, K_side: np.ndarray, W_Q: np.ndarray | None = None,
@@ -56,15 +59,20 @@ def twist_matrix(Q_side: np.ndarray, K_side: np.ndarray, W_Q: np.ndarray | None 
     ``W_Q``/``W_K`` ``[d, d_head]`` or ``None`` for the identity map (then both sides must share ``d``).
     """
     Q, K = np.asarray(Q_side, dtype=np.float64), np.asarray(K_side, dtype=np.float64)
+    W_Q = None if W_Q is None else np.asarray(W_Q, dtype=np.float64)
+    W_K = None if W_K is None else np.asarray(W_K, dtype=np.float64)
+    # the size of the uncentred vectors after the map: what "numerically zero" is measured against
+    scale_q = float(np.abs(Q if W_Q is None else Q @ W_Q).max(initial=0.0))
+    scale_k = float(np.abs(K if W_K is None else K @ W_K).max(initial=0.0))
     if centre:
         Q, K = _centre(Q), _centre(K)
     if W_Q is not None:
-        Q = Q @ np.asarray(W_Q, dtype=np.float64)
+        Q = Q @ W_Q
     if W_K is not None:
-        K = K @ np.asarray(W_K, dtype=np.float64)
+        K = K @ W_K
     if Q.shape[1] != K.shape[1]:
         raise ValueError(f"query side has dimension {Q.shape[1]}, key side {K.shape[1]}")
-    return _unit_rows(Q) @ _unit_rows(K).T
+    return _unit_rows(Q, scale_q) @ _unit_rows(K, scale_k).T
 
 
 def _linfit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -129,14 +137,25 @@ def _brief(stats: dict) -> dict:
     return {k: stats[k] for k in SUMMARY_KEYS}
 
 
-def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator) -> dict:
+def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,
+                 query_map=None, b_Q=None) -> dict:
     """One head's three matrices (``qk``: through the head; ``identity``; ``control``: random maps of the same
-    shape and norm) and their statistics, gains, ranking score and verdict. Returns (summary, matrices)."""
-    mats = {
-        "qk": twist_matrix(Q_side, K_side, W_Q, W_K),
-        "identity": twist_matrix(Q_side, K_side),
-        "control": twist_matrix(Q_side, K_side, random_like(W_Q, rng), random_like(W_K, rng)),
-    }
+    shape and norm) and their statistics, gains, ranking score and verdict. Returns (summary, matrices).
+
+    ``query_map(W, b)`` optionally replaces ``Q_side @ W`` as the query-side vectors through a map ``W`` (with
+    the head's bias ``b_Q``; ``None`` for the control): a rotary model's query is rotated by its offset to the
+    key before the dot product, so its per-count query vectors depend on more than the means (see
+    :mod:`linebreak.qk`).
+    """
+    R_Q, R_K = random_like(W_Q, rng), random_like(W_K, rng)
+    if query_map is None:
+        mats = {"qk": twist_matrix(Q_side, K_side, W_Q, W_K),
+                "control": twist_matrix(Q_side, K_side, R_Q, R_K)}
+    else:
+        K = np.asarray(K_side, dtype=np.float64)
+        mats = {"qk": twist_matrix(query_map(W_Q, b_Q), K @ W_K),
+                "control": twist_matrix(query_map(R_Q, None), K @ R_K)}
+    mats = {"qk": mats["qk"], "identity": twist_matrix(Q_side, K_side), "control": mats["control"]}
     stats = {name: argmax_offsets(m, i_values, k_values) for name, m in mats.items()}
     out = {name: _brief(s) for name, s in stats.items()}
     out["offsets"] = stats["qk"]["offsets"]

@@ -104,3 +104,62 @@ def test_tokenizer_mismatch_is_refused():
     arch.check_tokenizer_matches(tiny_tokenizer(VOCAB), corpus)
     with pytest.raises(UserError, match="does not match the corpus tokenizer"):
         arch.check_tokenizer_matches(tiny_tokenizer(VOCAB + 3), corpus)
+
+
+@pytest.mark.parametrize("kind", ["llama", "neox"])
+def test_rotate_by_offset_reproduces_the_attention_pattern(kind):
+    """Scores (R_{t-s} q_t) . k_s from pre-rotary W_Q/W_K and the model's own rotary tables, softmaxed under
+    the causal mask, are the attention pattern the model computes (GQA, biases and NeoX's partial rotary)."""
+    import numpy as np
+
+    from linebreak import heads
+
+    model = tiny_model(kind)
+    T = 12
+    ids = torch.randint(0, VOCAB, (1, T))
+    seen = {}
+    handle = arch.attn_norm(model, 1).register_forward_hook(lambda m, i, o: seen.__setitem__("x", o))
+    out = heads.forward(model, ids)
+    handle.remove()
+    x = seen["x"][0].double().numpy()
+    W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, 1))
+    tables = arch.rotary_tables(model, T - 1)
+    t, s = np.tril_indices(T)
+    for h in range(4):
+        q, k = x @ W_Q[h] + b_Q[h], x @ W_K[h] + b_K[h]
+        scores = np.full((T, T), -np.inf)
+        scores[t, s] = (arch.rotate_by_offset(q[t], t - s, tables) * k[s]).sum(1) / np.sqrt(q.shape[1])
+        p = np.exp(scores - scores.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        np.testing.assert_allclose(p, out["pattern"][1][0, h].double().numpy(), atol=1e-5)
+    assert arch.is_rotary(model) and not arch.is_rotary(tiny_model("gpt2"))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_attention_only_models(kind, tmp_path):
+    """d_mlp=0: every MLP adds exactly zero, stays zero through a training step, and survives save/load."""
+    from linebreak.io import UserError as Err
+    from linebreak.model import ModelConfig, build_model
+
+    cfg = ModelConfig(arch=kind, pos="learned" if kind == "gpt2" else "rotary", n_layer=2, d_model=32,
+                      n_head=4, d_mlp=0, n_ctx=32)
+    model = build_model(cfg, VOCAB, 0)
+    outs = []
+    for b in arch.blocks(model):
+        b.mlp.register_forward_hook(lambda m, i, o: outs.append(o.detach()))
+    ids = torch.randint(0, VOCAB, (2, 16))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    outs.clear()
+    with torch.no_grad():
+        model(ids)
+    assert len(outs) == 2 and all(float(o.abs().max()) == 0.0 for o in outs)
+    model.save_pretrained(tmp_path)
+    from transformers import AutoModelForCausalLM
+
+    again = AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, model.eval()(ids).logits)
+    with pytest.raises(Err, match="d_mlp"):
+        build_model(ModelConfig(d_mlp=-1), VOCAB, 0)

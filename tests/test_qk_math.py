@@ -120,5 +120,30 @@ def test_key_side_test_sees_a_comparing_head():
     comparing = np.exp(-0.5 * (prev - count - 8) ** 2) + 0.01 * rng.standard_normal(n)
     a = key_side_test(gated, width, count, prev, np.random.default_rng(1))
     b = key_side_test(comparing, width, count, prev, np.random.default_rng(1))
-    assert b["eta2"] - b["eta2_shuffled"] > 0.5
-    assert abs(a["eta2"] - a["eta2_shuffled"]) < 0.05 and abs(a["corr"]) < 0.1
+    assert b["excess"] > 0.5 and b["p_value"] <= 0.01 and b["moves"]
+    assert abs(a["excess"]) < 0.05 and abs(a["corr"]) < 0.1 and not a["moves"]
+
+
+def test_key_side_null_is_measured_not_assumed():
+    """With tiny (width, count, length) cells eta^2 is large by chance; the shuffled null is as large, so a
+    head with no key dependence does not 'move' however high its raw eta^2."""
+    rng = np.random.default_rng(2)
+    n = 600
+    width, count = rng.integers(20, 40, n), rng.integers(5, 25, n)
+    prev = width - rng.integers(0, 8, n)
+    res = key_side_test(rng.random(n), width, count, prev, np.random.default_rng(3))
+    assert res["eta2"] > 0.3  # small cells: a high raw eta^2 from noise alone
+    assert res["p_value"] > 0.01 and not res["moves"]
+
+
+def test_a_side_that_does_not_vary_gives_zero_cosines_not_noise():
+    """Identical key vectors (every newline's embedding in a rotary model's first layer) centre to rounding
+    noise; the cosines must be 0, not the cosines of normalised noise, and no head can rank on them."""
+    rng = np.random.default_rng(0)
+    Xq = rng.standard_normal((20, 16))
+    Xk = np.tile(rng.standard_normal(16) * 3.0, (12, 1)) + 1e-15 * rng.standard_normal((12, 16))
+    assert np.abs(twist.twist_matrix(Xq, Xk)).max() == 0.0
+    W = rng.standard_normal((16, 4))
+    assert np.abs(twist.twist_matrix(Xq, Xk, W, W)).max() == 0.0
+    s, _ = twist.head_summary(Xq, Xk, np.arange(20.0), np.arange(4.0, 16.0), W, W, rng)
+    assert s["score"] == 0.0 and not s["verdict"]["passes"]

@@ -212,3 +212,33 @@ def test_cli_bad_inputs(trained, cli, tmp_path):
     rc, _, err = cli("qk", "--model", root / "model", "--corpus", root / "corpus", "--out", tmp_path / "o3",
                      "--preset", "tiny", "--min-per-value", "100000")
     assert rc == 2 and "too few lines per width" in err and _one_error_line(err)
+
+
+def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
+    """For a rotary model the per-count query vectors are the mean of R_offset (x W_Q + b_Q) over the count's
+    tokens, each rotated by its own distance to the previous newline (checked against a per-token loop)."""
+    from linebreak import arch, qk
+    from linebreak.model import ModelConfig, build_model
+
+    _, _, corpus = trained
+    model = build_model(ModelConfig(arch="llama", pos="rotary", n_layer=2, d_model=32, n_head=4, d_mlp=64,
+                                    n_ctx=64), vocab_size=len(corpus.token_lengths), bos_id=corpus.bos_id).eval()
+    cfg = QK_PRESETS["tiny"]
+    ids, lab = qk.select_docs(corpus, cfg.split, cfg.n_docs)
+    lay = arch.layout(model)
+    (S, n), _, _ = qk._collect(model, lay, ids, lab, cfg, lab["width"], rotary=True)
+    keep = n.sum(1) > 0
+    tables = arch.rotary_tables(model, n.shape[1] - 1)
+    W_Q, b_Q, _, _ = (t.double().numpy() for t in arch.qk_weights(model, 1))
+    got = qk._rotated_query_map(S[1][keep], n[keep], tables)(W_Q[2], b_Q[2])
+
+    x = np.concatenate([heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True, attention=False)["ln1"][1]
+                        .double().numpy() for s, e in heads.batches(len(ids), 8)])
+    sel = lab["query"] & (lab["offset"] >= 0)
+    r = arch.rotate_by_offset(x[sel] @ W_Q[2] + b_Q[2], lab["offset"][sel], tables)
+    want = np.stack([r[lab["count"][sel] == c].mean(0) for c in np.nonzero(keep)[0]])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.abs(got - got.mean(0)).max() > 1e-3  # the rotation gives the query side real structure
+
+    res = qk_analysis(model, corpus, cfg, tokenizer=corpus.tokenizer)
+    assert res["query_frame"].startswith("rotated") and len(res["heads"]) == 8
