@@ -28,6 +28,11 @@ def _f(key, section, sentence, value, anchor, checks, figure=None, **details) ->
                    {"checks": checks, **details})
 
 
+def _num(x, spec: str, missing: str = "-") -> str:
+    """``x`` formatted with ``spec``; ``missing`` where it was not measured (NaN is stored as null in JSON)."""
+    return missing if x is None else format(x, spec)
+
+
 def _best_layer(layers: dict) -> str:
     """The analysed layer whose count probe has the highest held-out R^2 (where the count lives)."""
     def r2(k):
@@ -119,7 +124,7 @@ def _key_side_finding(q: dict, section: str) -> Finding:
     moving = [h["name"] for h in q["heads"] if (h.get("key_side") or {}).get("moves")]
 
     def n(x, spec):
-        return "n/a" if x is None else format(x, spec)
+        return _num(x, spec, "n/a")
     return _f("qk_key_side", section,
               f"Key-side comparison test: with width and count held fixed, the earlier line's length explains "
               f"{n(ks.get('excess'), '+.3f')} of {best['name']}'s attention variance beyond shuffled lengths "
@@ -226,8 +231,7 @@ def _appendix(res: dict) -> dict[str, str]:
     if "qk" in res:
         rows = ["| head | score | QK max cos | identity | control | slope | R^2 | median eps | response range |"
                 " passes |", "|---" * 10 + "|"]
-        def n(x, spec):  # NaN was stored as null in JSON
-            return "-" if x is None else format(x, spec)
+        n = _num
         for h in res["qk"].summary["heads"][:8]:
             q = h["qk"]
             cells = [h["name"], n(h["score"], ".2f"), n(q["max_cos"], ".2f"), n(h["identity"]["max_cos"], ".2f"),

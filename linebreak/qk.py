@@ -261,7 +261,6 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     key_values = lab[cfg.key_label]
     (q_sum, q_n), (k_sum, k_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
-    keep_c = q_n.sum(1) >= cfg.min_per_value
     i_values, Qm = _means(q_sum.sum(2), q_n.sum(1), np.arange(len(q_n)), cfg.min_per_value)
     k_values, Km = _means(k_sum, k_n, np.arange(len(k_n)), cfg.min_per_value)
     if len(k_values) < cfg.min_values:
@@ -276,14 +275,13 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     per_head, mats = [], {}
     for L in range(lay.n_layers):
         W_Q, b_Q, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
-        qmap = _rotated_query_map(q_sum[L][keep_c], q_n[keep_c], tables) if rotary else None
+        qmap = _rotated_query_map(q_sum[L][i_values], q_n[i_values], tables) if rotary else None
         for h in range(lay.n_heads):
             summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
                                             query_map=qmap, b_Q=b_Q[h])
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
             per_head.append(summary)
-            Q_thru = qmap(W_Q[h], b_Q[h]) if rotary else Qm[L] @ W_Q[h]
-            mats[(L, h)] = (m, Q_thru, Km[L] @ W_K[h])
+            mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
     order = sorted(range(len(per_head)), key=lambda j: (
         -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
         -twist._finite(per_head[j]["qk"]["alignment"])))
@@ -304,7 +302,8 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     top = [(per_head[j]["layer"], per_head[j]["head"]) for j in order[: cfg.top]]
     detail = []
     for L, h in top:
-        (m, Q_thru, K_thru) = mats[(L, h)]
+        (m, qmap, W_Q, b_Q, W_K) = mats[(L, h)]
+        Q_thru, K_thru = (qmap(W_Q, b_Q) if qmap else Qm[L] @ W_Q), Km[L] @ W_K
         both = np.concatenate([Qm[L] - Qm[L].mean(0), Km[L] - Km[L].mean(0)])
         thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])
         detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,

@@ -27,11 +27,6 @@ TARGETS = {
 }
 
 
-def key_side_moves(ks: dict) -> bool:
-    """The key-side comparison test's decision (:func:`linebreak.qk.key_side_test`); False when absent."""
-    return bool(ks.get("moves", False))
-
-
 def load_sweep(path: str | Path) -> dict:
     spec = load_json(path, "sweep config")
     if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:
@@ -91,7 +86,7 @@ def row(name: str, res: dict) -> dict:
         "qk_passes": q["verdict"]["passes"], "qk_best_head": best["name"], "qk_slope": best["qk"]["slope"],
         "qk_offset": best["qk"]["median"], "qk_max_cos": best["qk"]["max_cos"],
         "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
-        "key_side_moves": key_side_moves(ks), "key_side": ks,
+        "key_side_moves": bool(ks.get("moves", False)), "key_side": ks,
     }
 
 

@@ -59,19 +59,16 @@ def twist_matrix(Q_side: np.ndarray, K_side: np.ndarray, W_Q: np.ndarray | None 
     ``W_Q``/``W_K`` ``[d, d_head]`` or ``None`` for the identity map (then both sides must share ``d``).
     """
     Q, K = np.asarray(Q_side, dtype=np.float64), np.asarray(K_side, dtype=np.float64)
-    W_Q = None if W_Q is None else np.asarray(W_Q, dtype=np.float64)
-    W_K = None if W_K is None else np.asarray(W_K, dtype=np.float64)
-    # the size of the uncentred vectors after the map: what "numerically zero" is measured against
-    scale_q = float(np.abs(Q if W_Q is None else Q @ W_Q).max(initial=0.0))
-    scale_k = float(np.abs(K if W_K is None else K @ W_K).max(initial=0.0))
-    if centre:
-        Q, K = _centre(Q), _centre(K)
     if W_Q is not None:
-        Q = Q @ W_Q
+        Q = Q @ np.asarray(W_Q, dtype=np.float64)
     if W_K is not None:
-        K = K @ W_K
+        K = K @ np.asarray(W_K, dtype=np.float64)
     if Q.shape[1] != K.shape[1]:
         raise ValueError(f"query side has dimension {Q.shape[1]}, key side {K.shape[1]}")
+    # the size of the uncentred vectors after the map: what "numerically zero" is measured against
+    scale_q, scale_k = float(np.abs(Q).max(initial=0.0)), float(np.abs(K).max(initial=0.0))
+    if centre:  # after the map, which is linear: the same as centring before it
+        Q, K = _centre(Q), _centre(K)
     return _unit_rows(Q, scale_q) @ _unit_rows(K, scale_k).T
 
 

@@ -22,13 +22,20 @@ def _steps(records, key):
     return np.array([r["step"] for r in rs]), np.array([r[key] for r in rs])
 
 
-def plot_curves(records, phases, path: Path) -> Path:
-    fig, (ax_loss, ax_acc) = new_figure(1, 2, figsize=(12, 4.2))
+def _phase_panels(records, phases, log_steps: bool):
+    """Two side-by-side panels over training steps, the grokking phases shaded on both."""
+    fig, axes = new_figure(1, 2, figsize=(12, 4.2))
     last = records[-1]["step"]
-    for ax in (ax_loss, ax_acc):
+    for ax in axes:
         _shade(ax, phases, last)
-        ax.set_xscale("log")
+        if log_steps:
+            ax.set_xscale("log")
         ax.set_xlabel("step")
+    return fig, axes
+
+
+def plot_curves(records, phases, path: Path) -> Path:
+    fig, (ax_loss, ax_acc) = _phase_panels(records, phases, log_steps=True)
     for split, c in (("train", "C0"), ("test", "C3")):
         ax_loss.plot(*_steps(records, f"{split}_loss"), c, label=f"{split} loss")
         ax_acc.plot(*_steps(records, f"{split}_acc"), c, label=f"{split} accuracy")
@@ -43,11 +50,7 @@ def plot_curves(records, phases, path: Path) -> Path:
 
 
 def plot_progress_measures(records, phases, path: Path) -> Path:
-    fig, (ax, ax_w) = new_figure(1, 2, figsize=(12, 4.2))
-    last = records[-1]["step"]
-    for a in (ax, ax_w):
-        _shade(a, phases, last)
-        a.set_xlabel("step")
+    fig, (ax, ax_w) = _phase_panels(records, phases, log_steps=False)
     for key, c in (("train_loss", "C0"), ("test_loss", "C3"), ("restricted_loss", "C2"), ("excluded_loss", "C4")):
         s, v = _steps(records, key)
         ax.plot(s, v, c, label=key.replace("_", " "), marker="." if key in ("restricted_loss", "excluded_loss")
