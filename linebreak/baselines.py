@@ -11,6 +11,11 @@ corpus widths; every count seen is <= W, and each finished line of length ``k`` 
 ``L`` says ``W <= k + L``). Information captured is measured against the posterior one; the gap between the
 two is the first lines of each document, where the width is not yet known. With a per-document word-length
 bias or a real text, words are not independent and these are references, not strict optima.
+
+With ``fill`` (lines filled to the width, :mod:`linebreak.corpus.wrap`) a word that does not fit is replaced
+by one of exactly ``r - 1`` characters when that length exists, so the line breaks only if no word has that
+length: ``P(break | r) = P(L >= r) * [no word of length r - 1]``, and a finished line of length ``k`` also
+rules out every width ``W`` for which a word of length ``W - k - 1`` would have filled it.
 """
 
 from __future__ import annotations
@@ -18,16 +23,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def break_prob_oracle(remaining: np.ndarray, length_probs: np.ndarray) -> np.ndarray:
-    """P(next token is a newline | r characters left) for word lengths distributed as ``length_probs``."""
+def _fillable(length_probs: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Is there a word of exactly ``n`` characters (elementwise; False outside the lengths)?"""
+    n = np.asarray(n)
+    has = np.asarray(length_probs) > 0
+    return (n >= 1) & (n < len(has)) & has[np.clip(n, 0, len(has) - 1)]
+
+
+def break_prob_oracle(remaining: np.ndarray, length_probs: np.ndarray, fill: bool = False) -> np.ndarray:
+    """P(next token is a newline | r characters left) for word lengths distributed as ``length_probs``
+    (``fill``: lines are filled to the width when a word of ``r - 1`` characters exists)."""
     tail = np.cumsum(length_probs[::-1])[::-1]  # tail[l] = P(L >= l)
     tail[: np.flatnonzero(length_probs)[0] + 1] = 1.0  # exactly 1 where no word fits (no rounding)
     r = np.asarray(remaining)
-    return np.where(r <= 0, 1.0, tail[np.clip(r, 0, len(tail) - 1)] * (r < len(tail)))
+    p = np.where(r <= 0, 1.0, tail[np.clip(r, 0, len(tail) - 1)] * (r < len(tail)))
+    return np.where(_fillable(length_probs, r - 1), 0.0, p) if fill else p
 
 
-def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], length_probs: np.ndarray
-                         ) -> np.ndarray:
+def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], length_probs: np.ndarray,
+                         fill: bool = False) -> np.ndarray:
     """P(break after t) averaged over the widths consistent with the document up to t; shape [n_docs, T]."""
     ws = np.asarray(widths)
     out = np.zeros(labels["count"].shape)
@@ -39,7 +53,10 @@ def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], lengt
         bound = np.where(nl & (next_len >= 0), k + next_len, np.iinfo(np.int64).max)
         high = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], bound[:-1]]))
         ok = (ws[None, :] >= low[:, None]) & (ws[None, :] <= high[:, None])  # [T, n_widths]
-        p = break_prob_oracle(ws[None, :] - count[:, None], length_probs)
+        if fill:  # a width at which some word would have filled an earlier line is ruled out after it
+            filled = nl[:, None] & _fillable(length_probs, ws[None, :] - k[:, None] - 1)
+            ok &= ~np.logical_or.accumulate(np.concatenate([np.zeros((1, len(ws)), bool), filled[:-1]]), axis=0)
+        p = break_prob_oracle(ws[None, :] - count[:, None], length_probs, fill)
         out[d] = (p * ok).sum(1) / np.maximum(ok.sum(1), 1)
     return out
 

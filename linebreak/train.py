@@ -170,8 +170,8 @@ def evaluate_newlines(model, corpus: Corpus, split: str = "validation", n_docs: 
     y = labels["next_is_newline"][mask]
     p = np.concatenate(p_model)[mask]
     lp = corpus.word_length_probs
-    oracle = break_prob_oracle(labels["remaining"], lp)[mask]
-    posterior = break_prob_posterior(labels, corpus.widths, lp)[mask]
+    oracle = break_prob_oracle(labels["remaining"], lp, corpus.fill)[mask]
+    posterior = break_prob_posterior(labels, corpus.widths, lp, corpus.fill)[mask]
     const_rate = train_newline_rate(corpus)
     ce = {"model": binary_ce(p, y), "posterior": binary_ce(posterior, y), "oracle": binary_ce(oracle, y),
           "constant": binary_ce(np.full(len(y), const_rate), y)}

@@ -116,6 +116,10 @@ def test_bad_text_and_unknown_preset(cli, tmp_path):
     long_word.write_text("short " + "x" * 40 + " words\n")
     rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word)
     assert rc == 2 and "longest word" in err
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word, "--fill", "yes")
+    assert rc == 2 and "synthetic words only" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--fill", "maybe")
+    assert rc == 2 and "true/false" in err
     rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "nope")
     assert rc == 2 and "unknown preset" in err
 

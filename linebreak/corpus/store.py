@@ -3,9 +3,10 @@
 A corpus is a folder (layout in docs/architecture.md): ``metadata.json`` (settings and statistics), the
 tokenizer, ``{train,validation}.safetensors`` holding ``input_ids [n_docs, seq_len]`` and ``width [n_docs]``,
 and the decoded documents as text. Each document is ``<bos>`` followed by words wrapped greedily at one
-width drawn uniformly from the chosen widths, cut to exactly ``seq_len`` tokens; the width is never written
-in the text. Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text``
-set, a user's file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
+width drawn uniformly from the chosen widths (or, with ``fill``, filled to that width: see
+:mod:`linebreak.corpus.wrap`), cut to exactly ``seq_len`` tokens; the width is never written in the text.
+Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text`` set, a user's
+file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
 Same settings, same bytes.
 """
 
@@ -39,6 +40,9 @@ class CorpusConfig:
     zipf: float = field(default=0.8, metadata={"help": "Zipf exponent of word frequencies"})
     length_bias: float = field(default=0.0, metadata={
         "help": "per-document word-length tilt: p(w) * exp(b * len(w)), b ~ U[-bias, bias]; 0 = off"})
+    fill: bool = field(default=False, metadata={
+        "help": "fill each line to the width: a word that does not fit is preceded by one of exactly the "
+                "characters left, if there is one (synthetic words only)"})
     seed: int = 0
     text: str = field(default="", metadata={"help": "re-wrap this UTF-8 text file (not synthetic words)"})
 
@@ -72,6 +76,11 @@ class Corpus:
         return np.asarray(self.meta["word_length_probs"], dtype=float)
 
     @property
+    def fill(self) -> bool:
+        """Were lines filled to the width (``CorpusConfig.fill``)? Older corpora: no."""
+        return bool(self.meta.get("config", {}).get("fill", False))
+
+    @property
     def fingerprint(self) -> str:
         return self.meta["fingerprint"]
 
@@ -85,6 +94,8 @@ def _check(cfg: CorpusConfig) -> list[int]:
         raise UserError(f"max_word_len {cfg.max_word_len} < min_word_len {cfg.min_word_len}")
     if cfg.zipf < 0 or cfg.length_bias < 0:
         raise UserError("zipf and length_bias must be >= 0")
+    if cfg.fill and cfg.text:
+        raise UserError("fill works with synthetic words only, not with --text")
     return widths
 
 
@@ -108,11 +119,25 @@ def _synthetic_split(cfg, vocab, widths, n_docs, split_index):
     ids[:, 0] = BOS_ID
     doc_widths = rng.choice(widths, size=n_docs)
     lengths = vocab.lengths
+    filler = _filler(vocab, rng) if cfg.fill else None
     for d in range(n_docs):
         words = sample_word_ids(vocab, cfg.seq_len, rng, cfg.length_bias)
         ids[d, 1:], _ = wrap_ids(words, lengths, int(doc_widths[d]), cfg.seq_len - 1,
-                                 FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID)
+                                 FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID, filler)
     return CorpusSplit(ids, doc_widths.astype(np.int64))
+
+
+def _filler(vocab: WordVocab, rng: np.random.Generator):
+    """``filler(n)``: a word of exactly ``n`` characters drawn by frequency among those words, or ``None``."""
+    lengths = vocab.lengths
+    by_len = {int(n): np.flatnonzero(lengths == n) for n in np.unique(lengths)}
+    probs = {n: vocab.probs[ids] / vocab.probs[ids].sum() for n, ids in by_len.items()}
+
+    def filler(n: int) -> int | None:
+        if n not in by_len:
+            return None
+        return int(by_len[n][rng.choice(len(by_len[n]), p=probs[n])])
+    return filler
 
 
 def _text_splits(cfg, vocab, widths, words):

@@ -2,13 +2,15 @@
 
 Greedy wrapping puts each word on the current line if it fits (with its separating space) and otherwise starts
 a new line. So no line is longer than the width, and every line break happens only because the next word
-would not fit. A word longer than the width cannot be placed at all: that is an error (:class:`WrapError`),
-never a silently over-long line.
+would not fit. *Filled* wrapping (``filler``) first tries to end the line exactly at the width: when the next
+word does not fit, a word of exactly the characters left (less its space) is placed if one exists, and the
+word that did not fit starts the next line; the line breaks only when no word can fill it. A word longer than
+the width cannot be placed at all: that is an error (:class:`WrapError`), never a silently over-long line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -63,12 +65,14 @@ def wrap_words(words: Sequence[str], width: int) -> list[str]:
 
 
 def wrap_ids(word_ids: np.ndarray, word_lengths: np.ndarray, width: int, n_tokens: int,
-             first_word_id: int, first_spaced_id: int, newline_id: int) -> tuple[np.ndarray, int]:
+             first_word_id: int, first_spaced_id: int, newline_id: int,
+             filler: Callable[[int], int | None] | None = None) -> tuple[np.ndarray, int]:
     """Greedy-wrap a stream of word ids straight into ``n_tokens`` token ids.
 
     A line-initial word ``w`` becomes token ``first_word_id + w``, a word after a space
-    ``first_spaced_id + w``, a line break ``newline_id``. Returns the tokens and how many words were used;
-    raises :class:`ValueError` if the words run out first.
+    ``first_spaced_id + w``, a line break ``newline_id``. ``filler(n)``, if given, returns a word id of
+    exactly ``n`` characters (or ``None``) to fill a line the next word does not fit. Returns the tokens and
+    how many words of the stream were used; raises :class:`ValueError` if the words run out first.
     """
     out = np.empty(n_tokens, dtype=np.int64)
     t = used = count = 0
@@ -84,6 +88,10 @@ def wrap_ids(word_ids: np.ndarray, word_lengths: np.ndarray, width: int, n_token
             out[t], count = first_word_id + w, n
         elif count + 1 + n <= width:
             out[t], count = first_spaced_id + w, count + 1 + n
+        elif filler is not None and (f := filler(width - count - 1)) is not None:
+            out[t], count = first_spaced_id + f, width
+            t += 1
+            continue  # the word that did not fit starts the next line
         else:
             out[t], count = newline_id, 0
             t += 1
