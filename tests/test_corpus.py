@@ -63,6 +63,20 @@ def test_corpus_layout_roundtrip_and_determinism(tmp_path):
     assert (other / "train.safetensors").read_bytes() != (a / "train.safetensors").read_bytes()
 
 
+def test_filled_corpus_is_deterministic_and_round_trips(tmp_path):
+    cfg = CorpusConfig(**{**TINY.__dict__, "fill": True})
+    a, b = generate_corpus(cfg, tmp_path / "a"), generate_corpus(cfg, tmp_path / "b")
+    assert (a / "train.safetensors").read_bytes() == (b / "train.safetensors").read_bytes()
+    c = load_corpus(a)
+    texts = (a / "validation.txt").read_text().rstrip("\n").split(DOC_SEPARATOR)
+    for text, width in zip(texts, c.splits["validation"].width):
+        lines = text.split("\n")
+        assert all(len(line) in (width - 1, width) for line in lines[:-1])  # finished lines reach the width
+        assert len(lines[-1]) <= width
+    greedy = generate_corpus(TINY, tmp_path / "g")
+    assert (greedy / "train.safetensors").read_bytes() != (a / "train.safetensors").read_bytes()
+
+
 def test_length_bias_changes_word_lengths_per_document(tmp_path):
     base = load_corpus(generate_corpus(TINY, tmp_path / "a"))
     biased_cfg = CorpusConfig(**{**TINY.__dict__, "length_bias": 1.0})
