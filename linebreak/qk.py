@@ -299,7 +299,12 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         s["response"] = _response(a, remaining, rem_values, cfg.min_per_value)
         s["key_side"] = key_side_test(a, width, count, prev_len, rng)
 
-    top = [(per_head[j]["layer"], per_head[j]["head"]) for j in order[: cfg.top]]
+    # the model's verdict is carried by the first passing head in rank order (else the top-ranked head), and
+    # that head is always among those detailed
+    passing_order = [j for j in order if per_head[j]["verdict"]["passes"]]
+    lead = passing_order[0] if passing_order else order[0]
+    shown = order[: cfg.top] + ([lead] if lead not in order[: cfg.top] else [])
+    top = [(per_head[j]["layer"], per_head[j]["head"]) for j in shown]
     detail = []
     for L, h in top:
         (m, qmap, W_Q, b_Q, W_K) = mats[(L, h)]
@@ -309,12 +314,13 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,
                        "pca_residual": _pca(both, 3)[1], "pca_qk": _pca(thru, 3)[1]})
 
-    best = per_head[order[0]]
-    passing = [s["name"] for s in per_head if s["verdict"]["passes"]]
+    best = per_head[lead]
+    passing = [per_head[j]["name"] for j in passing_order]
     verdict = {
         "passes": bool(passing),
         "passing_heads": passing,
-        "best_head": best["name"],
+        "best_head": best["name"],  # the first passing head by rank, else the top-ranked head
+        "top_ranked_head": per_head[order[0]]["name"],
         "best": {k: best[k] for k in ("qk", "identity", "control", "gain_over_identity",
                                       "gain_over_control", "score", "verdict", "control_verdict")},
         "identity_worse_than_head": twist._finite(best["gain_over_identity"]) > 0,

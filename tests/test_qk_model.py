@@ -68,7 +68,10 @@ def test_qk_result_shape_and_json(qk_result, trained, tmp_path):
         assert len(h["response"]["attention"]) == QK_PRESETS["tiny"].max_remaining + 1
     v = r["verdict"]
     assert v["passes"] == bool(v["passing_heads"])
-    assert v["best_head"] == r["heads"][0]["name"] and v["statement"]
+    # the verdict is carried by the first passing head in rank order, else by the top-ranked head
+    want = v["passing_heads"][0] if v["passing_heads"] else r["heads"][0]["name"]
+    assert v["best_head"] == want and v["top_ranked_head"] == r["heads"][0]["name"] and v["statement"]
+    assert want in {t["name"] for t in r["top"]}
     save_json(tmp_path / "qk.json", r)
     back = json.loads((tmp_path / "qk.json").read_text())
     assert back["verdict"]["thresholds"]["min_max_cos"] == 0.8
