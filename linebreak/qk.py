@@ -275,7 +275,8 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     per_head, mats = [], {}
     for L in range(lay.n_layers):
         W_Q, b_Q, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
-        qmap = _rotated_query_map(q_sum[L][i_values], q_n[i_values], tables) if rotary else None
+        qmap = (_rotated_query_map(q_sum[L][i_values], q_n[i_values], tables) if rotary
+                else twist.plain_query_map(Qm[L]))
         for h in range(lay.n_heads):
             summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
                                             query_map=qmap, b_Q=b_Q[h])
@@ -308,7 +309,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     detail = []
     for L, h in top:
         (m, qmap, W_Q, b_Q, W_K) = mats[(L, h)]
-        Q_thru, K_thru = (qmap(W_Q, b_Q) if qmap else Qm[L] @ W_Q), Km[L] @ W_K
+        Q_thru, K_thru = qmap(W_Q, b_Q), Km[L] @ W_K
         both = np.concatenate([Qm[L] - Qm[L].mean(0), Km[L] - Km[L].mean(0)])
         thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])
         detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,

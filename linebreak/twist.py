@@ -134,25 +134,29 @@ def _brief(stats: dict) -> dict:
     return {k: stats[k] for k in SUMMARY_KEYS}
 
 
+def plain_query_map(Q_side):
+    """``map(W, b) -> Q_side @ W``: the query side through a map when position does not enter (no rotary). The
+    bias is left out: it adds the same vector to every row, which centring removes."""
+    Q = np.asarray(Q_side, dtype=np.float64)
+    return lambda W, b=None: Q @ np.asarray(W, dtype=np.float64)
+
+
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,
                  query_map=None, b_Q=None) -> dict:
     """One head's three matrices (``qk``: through the head; ``identity``; ``control``: random maps of the same
     shape and norm) and their statistics, gains, ranking score and verdict. Returns (summary, matrices).
 
-    ``query_map(W, b)`` optionally replaces ``Q_side @ W`` as the query-side vectors through a map ``W`` (with
-    the head's bias ``b_Q``; ``None`` for the control): a rotary model's query is rotated by its offset to the
-    key before the dot product, so its per-count query vectors depend on more than the means (see
-    :mod:`linebreak.qk`).
+    ``query_map(W, b)`` gives the query-side vectors through a map ``W`` (with the head's bias ``b_Q``;
+    ``None`` for the control); by default :func:`plain_query_map` of ``Q_side``. A rotary model's query is
+    rotated by its offset to the key before the dot product, so its per-count query vectors depend on more
+    than the means (see :mod:`linebreak.qk`).
     """
+    qmap = query_map or plain_query_map(Q_side)
+    K = np.asarray(K_side, dtype=np.float64)
     R_Q, R_K = random_like(W_Q, rng), random_like(W_K, rng)
-    if query_map is None:
-        mats = {"qk": twist_matrix(Q_side, K_side, W_Q, W_K),
-                "control": twist_matrix(Q_side, K_side, R_Q, R_K)}
-    else:
-        K = np.asarray(K_side, dtype=np.float64)
-        mats = {"qk": twist_matrix(query_map(W_Q, b_Q), K @ W_K),
-                "control": twist_matrix(query_map(R_Q, None), K @ R_K)}
-    mats = {"qk": mats["qk"], "identity": twist_matrix(Q_side, K_side), "control": mats["control"]}
+    mats = {"qk": twist_matrix(qmap(W_Q, b_Q), K @ W_K),
+            "identity": twist_matrix(Q_side, K_side),
+            "control": twist_matrix(qmap(R_Q, None), K @ R_K)}
     stats = {name: argmax_offsets(m, i_values, k_values) for name, m in mats.items()}
     out = {name: _brief(s) for name, s in stats.items()}
     out["offsets"] = stats["qk"]["offsets"]
