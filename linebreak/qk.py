@@ -88,16 +88,18 @@ def _check_model(model, tokenizer, corpus) -> arch.Layout:
 def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary: bool):
     """Per-value sums of ln1 vectors (query: count, key: key label) and per-token attention to the
     previous newline, in one streaming pass. For a rotary model the query sums are kept per (count, offset
-    to the previous newline) over the tokens that have one, ``[n_layers, counts, offsets, d]``, so that each
-    head's queries can be rotated to that newline (:func:`_rotated_query_map`)."""
+    to the previous newline) over the tokens that have one, so that each head's queries can be rotated to that
+    newline (:func:`_rotated_query_map`). Sums are kept apart for the two halves of the documents (even and
+    odd index; leading axis of size 2: ``q_sum [2, n_layers, counts, offsets, d]``, ``k_sum [2, n_layers,
+    widths, d]``) for the split-half check of the verdict; the full sums are their total."""
     from tqdm.auto import tqdm
 
     nL, H, d = lay.n_layers, lay.n_heads, lay.d_model
     max_c = int(lab["count"].max()) + 1
     max_k = int(key_values.max()) + 1
     n_off = int(lab["offset"][lab["query"]].max()) + 1 if rotary else 1
-    q_sum, q_n = np.zeros((nL, max_c, n_off, d)), np.zeros((max_c, n_off))
-    k_sum, k_n = np.zeros((nL, max_k, d)), np.zeros(max_k)
+    q_sum, q_n = np.zeros((2, nL, max_c, n_off, d)), np.zeros((2, max_c, n_off))
+    k_sum, k_n = np.zeros((2, nL, max_k, d)), np.zeros((2, max_k))
     att_rows = []
     for s, e in tqdm(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
         out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
@@ -106,12 +108,13 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
             qm = qm & (off >= 0)
         o = off[qm] if rotary else np.zeros(int(qm.sum()), dtype=np.int64)
         km, kv = lab["is_newline"][s:e].astype(bool), key_values[s:e]
-        np.add.at(q_n, (c[qm], o), 1)
-        np.add.at(k_n, kv[km], 1)
+        half = np.broadcast_to((np.arange(s, e) % 2)[:, None], qm.shape)  # document parity
+        np.add.at(q_n, (half[qm], c[qm], o), 1)
+        np.add.at(k_n, (half[km], kv[km]), 1)
         for L in range(nL):
             x = out["ln1"][L].double().numpy()
-            np.add.at(q_sum[L], (c[qm], o), x[qm])
-            np.add.at(k_sum[L], kv[km], x[km])
+            np.add.at(q_sum, (half[qm], L, c[qm], o), x[qm])
+            np.add.at(k_sum, (half[km], L, kv[km]), x[km])
         # attention from query tokens to their most recent previous newline
         pn = lab["prev_nl"][s:e]
         sel = lab["query"][s:e] & (pn >= 0)
@@ -260,7 +263,8 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     rotary = arch.is_rotary(model)
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     key_values = lab[cfg.key_label]
-    (q_sum, q_n), (k_sum, k_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
+    (qh_sum, qh_n), (kh_sum, kh_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
+    q_sum, q_n, k_sum, k_n = qh_sum.sum(0), qh_n.sum(0), kh_sum.sum(0), kh_n.sum(0)
     i_values, Qm = _means(q_sum.sum(2), q_n.sum(1), np.arange(len(q_n)), cfg.min_per_value)
     k_values, Km = _means(k_sum, k_n, np.arange(len(k_n)), cfg.min_per_value)
     if len(k_values) < cfg.min_values:
@@ -283,6 +287,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
             per_head.append(summary)
             mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
+    halves = (qh_sum, qh_n, kh_sum, kh_n)
     order = sorted(range(len(per_head)), key=lambda j: (
         -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
         -twist._finite(per_head[j]["qk"]["alignment"])))
@@ -317,6 +322,8 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
 
     best = per_head[lead]
     passing = [per_head[j]["name"] for j in passing_order]
+    _, _, W_Q_b, b_Q_b, W_K_b = mats[(best["layer"], best["head"])]
+    stability = split_half(halves, best, (W_Q_b, b_Q_b, W_K_b), i_values, k_values, tables, cfg, len(ids))
     verdict = {
         "passes": bool(passing),
         "passing_heads": passing,
@@ -328,8 +335,9 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         "control_shows_no_alignment": not best["control_verdict"]["passes"],
         "distinct_offsets_among_passing": sorted({per_head[j]["qk"]["median"] for j in order
                                                   if per_head[j]["verdict"]["passes"]}),
+        "split_half": stability,
         "thresholds": twist.thresholds(),
-        "statement": _statement(best, passing),
+        "statement": _statement(best, passing, stability),
     }
     return {
         "config": cfg, "layout": lay, "n_docs": len(ids),
@@ -342,12 +350,50 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     }
 
 
-def _statement(best: dict, passing: list[str]) -> str:
+# ---- split-half check -------------------------------------------------------------------------------------
+def _half_summary(q_sum, q_n, k_sum, k_n, layer: int, weights, i_values, k_values, tables, cfg: QKConfig) -> dict:
+    """One head's :func:`linebreak.twist.head_summary` from one half's sums, over the full analysis' counts and
+    widths that keep at least half the tokens a value needs there (``min_per_value // 2``, at least 2)."""
+    min_n = max(2, cfg.min_per_value // 2)
+    qi, ki = q_n[i_values].sum(1) >= min_n, k_n[k_values] >= min_n
+    iv, kv = i_values[qi], k_values[ki]
+    Qm = q_sum[layer][iv].sum(1) / q_n[iv].sum(1)[:, None]
+    Km = k_sum[layer][kv] / k_n[kv][:, None]
+    W_Q, b_Q, W_K = weights
+    qmap = (_rotated_query_map(q_sum[layer][iv], q_n[iv], tables) if tables is not None
+            else twist.plain_query_map(Qm))
+    summary, _ = twist.head_summary(Qm, Km, iv, kv, W_Q, W_K, np.random.default_rng(cfg.seed),
+                                    query_map=qmap, b_Q=b_Q)
+    return summary
+
+
+def split_half(halves, head: dict, weights, i_values, k_values, tables, cfg: QKConfig, n_docs: int) -> dict:
+    """The verdict's head judged again on each half of the documents (even and odd index), each with its own
+    random control. A verdict that differs between the halves rests on the sampling noise of the per-value
+    means, not on the head; ``holds_on_both_halves`` says whether both halves reach the full verdict."""
+    q_sum, q_n, k_sum, k_n = halves
+    out = []
+    for j in range(2):
+        s = _half_summary(q_sum[j], q_n[j], k_sum[j], k_n[j], head["layer"], weights, i_values, k_values,
+                          tables, cfg)
+        out.append({**{k: s["qk"][k] for k in ("max_cos", "slope", "r2", "median", "edge_fraction")},
+                    "gain_over_identity": s["gain_over_identity"], "gain_over_control": s["gain_over_control"],
+                    "passes": s["verdict"]["passes"],
+                    "fails": [k for k, ok in s["verdict"]["checks"].items() if not ok]})
+    full = head["verdict"]["passes"]
+    return {"head": head["name"], "n_docs": [(n_docs + 1) // 2, n_docs // 2], "halves": out,
+            "holds_on_both_halves": all(h["passes"] == full for h in out)}
+
+
+def _statement(best: dict, passing: list[str], stability: dict | None = None) -> str:
     h = best["qk"]
     line = (f"best head {best['name']}: max cos {h['max_cos']:.2f}, slope {h['slope']:.2f}, "
             f"R^2 {h['r2']:.2f}, "
             f"median offset {h['median']:+.1f}, edge {h['edge_fraction']:.2f}, gain over identity "
             f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}")
+    if stability is not None:
+        halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
+        line += f"; on each half of the documents it {halves}"
     if passing:
         return f"QK twist lines up with the limit in {len(passing)} head(s) ({', '.join(passing)}); {line}"
     failed = [k for k, ok in best["verdict"]["checks"].items() if not ok]

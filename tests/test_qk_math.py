@@ -147,3 +147,38 @@ def test_a_side_that_does_not_vary_gives_zero_cosines_not_noise():
     assert np.abs(twist.twist_matrix(Xq, Xk, W, W)).max() == 0.0
     s, _ = twist.head_summary(Xq, Xk, np.arange(20.0), np.arange(4.0, 16.0), W, W, rng)
     assert s["score"] == 0.0 and not s["verdict"]["passes"]
+
+
+def _half_sums(Xq, Xk, i, k, n=10):
+    """Per-value sums for one half as ``qk`` keeps them: ``n`` identical tokens per count and per width."""
+    q_sum, q_n = np.zeros((1, 80, 1, Xq.shape[1])), np.zeros((80, 1))
+    k_sum, k_n = np.zeros((1, 80, Xk.shape[1])), np.zeros(80)
+    q_sum[0, i, 0], q_n[i, 0] = n * Xq, n
+    k_sum[0, k], k_n[k] = n * Xk, n
+    return q_sum, q_n, k_sum, k_n
+
+
+def test_split_half_agrees_only_when_both_halves_hold_the_twist(setup):
+    from linebreak.qk import QKConfig, _half_summary, split_half
+
+    rng, i, k, Xq, Xk, E_q, E_k = setup
+    weights = (np.linalg.pinv(E_q) @ shift_map(4), None, np.linalg.pinv(E_k))
+    head = {"name": "L0H0", "layer": 0, "verdict": {"passes": True}}
+    good = _half_sums(Xq, Xk, i, k)
+    noise = _half_sums(rng.standard_normal(Xq.shape), rng.standard_normal(Xk.shape), i, k)
+
+    def run(a, b):
+        halves = tuple(np.stack([x, y]) for x, y in zip(a, b, strict=True))
+        return split_half(halves, head, weights, i, k, None, QKConfig(), n_docs=7)
+
+    same = run(good, good)
+    assert same["holds_on_both_halves"] and [h["passes"] for h in same["halves"]] == [True, True]
+    assert same["n_docs"] == [4, 3] and abs(same["halves"][0]["median"] - 4) <= 1
+    mixed = run(good, noise)
+    assert not mixed["holds_on_both_halves"]
+    assert mixed["halves"][0]["passes"] and not mixed["halves"][1]["passes"] and mixed["halves"][1]["fails"]
+    # counts with too few tokens in a half are left out of that half (here five counts with one token)
+    q_sum, q_n, k_sum, k_n = (x.copy() for x in good)
+    q_n[i[:5], 0] = 1
+    s = _half_summary(q_sum, q_n, k_sum, k_n, 0, weights, i, k, None, QKConfig())
+    assert len(s["k_star"]) == len(i) - 5 and s["verdict"]["passes"]

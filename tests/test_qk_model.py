@@ -72,6 +72,11 @@ def test_qk_result_shape_and_json(qk_result, trained, tmp_path):
     want = v["passing_heads"][0] if v["passing_heads"] else r["heads"][0]["name"]
     assert v["best_head"] == want and v["top_ranked_head"] == r["heads"][0]["name"] and v["statement"]
     assert want in {t["name"] for t in r["top"]}
+    sh = v["split_half"]  # the verdict's head judged again on each half of the documents
+    assert sh["head"] == v["best_head"] and sum(sh["n_docs"]) == r["n_docs"] and len(sh["halves"]) == 2
+    best_passes = v["best"]["verdict"]["passes"]
+    assert sh["holds_on_both_halves"] == all(h["passes"] == best_passes for h in sh["halves"])
+    assert all(np.isfinite(h["max_cos"]) for h in sh["halves"]) and "on each half" in v["statement"]
     save_json(tmp_path / "qk.json", r)
     back = json.loads((tmp_path / "qk.json").read_text())
     assert back["verdict"]["thresholds"]["min_max_cos"] == 0.8
@@ -229,7 +234,8 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
     cfg = QK_PRESETS["tiny"]
     ids, lab = qk.select_docs(corpus, cfg.split, cfg.n_docs)
     lay = arch.layout(model)
-    (S, n), _, _ = qk._collect(model, lay, ids, lab, cfg, lab["width"], rotary=True)
+    (S_h, n_h), _, _ = qk._collect(model, lay, ids, lab, cfg, lab["width"], rotary=True)
+    S, n = S_h.sum(0), n_h.sum(0)  # the two halves of the documents (even, odd) add up to all of them
     keep = n.sum(1) > 0
     tables = arch.rotary_tables(model, n.shape[1] - 1)
     W_Q, b_Q, _, _ = (t.double().numpy() for t in arch.qk_weights(model, 1))
@@ -241,6 +247,12 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
     r = arch.rotate_by_offset(x[sel] @ W_Q[2] + b_Q[2], lab["offset"][sel], tables)
     want = np.stack([r[lab["count"][sel] == c].mean(0) for c in np.nonzero(keep)[0]])
     np.testing.assert_allclose(got, want, atol=1e-6)
+    even = sel & (np.arange(len(ids)) % 2 == 0)[:, None]  # half 0 holds the even-numbered documents
+    r0 = arch.rotate_by_offset(x[even] @ W_Q[2] + b_Q[2], lab["offset"][even], tables)
+    k0 = n_h[0].sum(1) > 0
+    want0 = np.stack([r0[lab["count"][even] == c].mean(0) for c in np.nonzero(k0)[0]])
+    np.testing.assert_allclose(qk._rotated_query_map(S_h[0][1][k0], n_h[0][k0], tables)(W_Q[2], b_Q[2]), want0,
+                               atol=1e-6)
     assert np.abs(got - got.mean(0)).max() > 1e-3  # the rotation gives the query side real structure
 
     res = qk_analysis(model, corpus, cfg, tokenizer=corpus.tokenizer)
