@@ -83,7 +83,9 @@ def row(name: str, res: dict) -> dict:
         "top6": g["top6"], "sign_changes": g["sign_changes"], "first_negative": g["first_negative"],
         "second_positive": g["second_positive"], "helix_periods": g["helix_periods"],
         "helix_gain": g["helix_gain"], "control_pc1": c["pc1"], "control_sign_changes": c["sign_changes"],
-        "qk_passes": q["verdict"]["passes"], "qk_best_head": best["name"], "qk_slope": best["qk"]["slope"],
+        "qk_passes": q["verdict"]["passes"],
+        "qk_holds_on_halves": q["verdict"].get("split_half", {}).get("holds_on_both_halves"),
+        "qk_best_head": best["name"], "qk_slope": best["qk"]["slope"],
         "qk_offset": best["qk"]["median"], "qk_max_cos": best["qk"]["max_cos"],
         "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
         "key_side_moves": bool(ks.get("moves", False)), "key_side": ks,
@@ -136,6 +138,7 @@ COLUMNS = [("info", "info_captured", "{:.3f}"), ("R2 c", "count_r2", "{:.3f}"), 
            ("ctrl PC1", "control_pc1", "{:.3f}"), ("QK slope", "qk_slope", "{:.2f}"),
            ("QK eps", "qk_offset", "{:+.1f}"), ("QK cos", "qk_max_cos", "{:.2f}"),
            ("id cos", "identity_max_cos", "{:.2f}"), ("twist", "qk_passes", "{}"),
+           ("on halves", "qk_holds_on_halves", "{}"),
            ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
 
 
