@@ -330,7 +330,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         "best_head": best["name"],  # the first passing head by rank, else the top-ranked head
         "top_ranked_head": per_head[order[0]]["name"],
         "best": {k: best[k] for k in ("qk", "identity", "control", "gain_over_identity",
-                                      "gain_over_control", "score", "verdict", "control_verdict")},
+                                      "gain_over_control", "pc1_share", "score", "verdict", "control_verdict")},
         "identity_worse_than_head": twist._finite(best["gain_over_identity"]) > 0,
         "control_shows_no_alignment": not best["control_verdict"]["passes"],
         "distinct_offsets_among_passing": sorted({per_head[j]["qk"]["median"] for j in order
@@ -390,7 +390,9 @@ def _statement(best: dict, passing: list[str], stability: dict | None = None) ->
     line = (f"best head {best['name']}: max cos {h['max_cos']:.2f}, slope {h['slope']:.2f}, "
             f"R^2 {h['r2']:.2f}, "
             f"median offset {h['median']:+.1f}, edge {h['edge_fraction']:.2f}, gain over identity "
-            f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}")
+            f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}, PC1 share of "
+            f"the query / key side through the head {best['pc1_share']['query']:.2f} / "
+            f"{best['pc1_share']['key']:.2f}")
     if stability is not None:
         halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
         line += f"; on each half of the documents it {halves}"

@@ -11,6 +11,7 @@ computation on plain arrays, with no model in sight:
 - :func:`argmax_offsets` — the per-row best width ``k*(i)``, offsets ``eps(i) = k*(i) - i``, their median
   and spread, and a linear fit of ``k*`` on ``i``;
 - :func:`random_like` — a seeded Gaussian matrix of the same shape and norm (the control);
+- :func:`pc1_share` — how close one side is to a straight ramp (the share of its first principal component);
 - :func:`head_summary`, :func:`twist_score`, :func:`head_verdict` — one head's numbers, its ranking score,
   and the pass/fail verdict whose thresholds are the named constants below (documented in docs/qk.md).
 
@@ -141,6 +142,16 @@ def plain_query_map(Q_side):
     return lambda W, b=None: Q @ np.asarray(W, dtype=np.float64)
 
 
+def pc1_share(X: np.ndarray) -> float:
+    """Share of the variance of the (centred) rows along their first principal component. Near 1 the side is a
+    straight ramp, and no linear map can line a ramp up with another at an interior offset: a twist needs
+    both sides curved through the head's maps (nan when the rows do not vary)."""
+    X = np.asarray(X, dtype=np.float64)
+    sv = np.linalg.svd(X - X.mean(axis=0, keepdims=True), compute_uv=False)
+    total = float((sv**2).sum())
+    return float(sv[0] ** 2 / total) if total > 0 else float("nan")
+
+
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,
                  query_map=None, b_Q=None) -> dict:
     """One head's three matrices (``qk``: through the head; ``identity``; ``control``: random maps of the same
@@ -154,13 +165,15 @@ def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Ge
     qmap = query_map or plain_query_map(Q_side)
     K = np.asarray(K_side, dtype=np.float64)
     R_Q, R_K = random_like(W_Q, rng), random_like(W_K, rng)
-    mats = {"qk": twist_matrix(qmap(W_Q, b_Q), K @ W_K),
+    Q_thru, K_thru = qmap(W_Q, b_Q), K @ W_K
+    mats = {"qk": twist_matrix(Q_thru, K_thru),
             "identity": twist_matrix(Q_side, K_side),
             "control": twist_matrix(qmap(R_Q, None), K @ R_K)}
     stats = {name: argmax_offsets(m, i_values, k_values) for name, m in mats.items()}
     out = {name: _brief(s) for name, s in stats.items()}
     out["offsets"] = stats["qk"]["offsets"]
     out["k_star"] = stats["qk"]["k_star"]
+    out["pc1_share"] = {"query": pc1_share(Q_thru), "key": pc1_share(K_thru)}
     out["gain_over_identity"] = stats["qk"]["alignment"] - stats["identity"]["alignment"]
     out["gain_over_control"] = stats["qk"]["alignment"] - stats["control"]["alignment"]
     out["score"] = twist_score(out)

@@ -182,3 +182,13 @@ def test_split_half_agrees_only_when_both_halves_hold_the_twist(setup):
     q_n[i[:5], 0] = 1
     s = _half_summary(q_sum, q_n, k_sum, k_n, 0, weights, i, k, None, QKConfig())
     assert len(s["k_star"]) == len(i) - 5 and s["verdict"]["passes"]
+
+
+def test_pc1_share_tells_a_ramp_from_a_curve(setup):
+    rng, i, k, Xq, Xk, E_q, E_k = setup
+    ramp = np.outer(i, rng.standard_normal(D)) + 3.0
+    assert twist.pc1_share(ramp) == pytest.approx(1.0)
+    assert twist.pc1_share(curve(np.arange(P)) @ E_q) < 0.5  # a closed curve spreads over its planes
+    assert np.isnan(twist.pc1_share(np.ones((5, 3))))
+    s, _ = twist.head_summary(Xq, Xk, i, k, np.linalg.pinv(E_q) @ shift_map(4), np.linalg.pinv(E_k), rng)
+    assert s["pc1_share"]["query"] < 0.9 and s["pc1_share"]["key"] < 0.9
