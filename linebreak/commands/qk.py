@@ -43,7 +43,8 @@ def print_table(result: dict, n: int = 12) -> None:
         print(f"{h['rank']:>4} {h['name']:<6} {f(q['max_cos']):>6} {f(q['slope']):>6} {f(q['r2']):>5} "
               f"{f(q['median'], '+.1f'):>5} {f(q['edge_fraction']):>5} "
               f"{f(h['gain_over_identity'], '+.2f'):>6} {f(h['gain_over_control'], '+.2f'):>6} "
-              f"{f(h['pc1_share']['query']):>5} {f(h['pc1_share']['key']):>5} {f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
+              f"{f(h['pc1_share']['query']):>5} {f(h['pc1_share']['key']):>5} "
+              f"{f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
               f"{f(ks['excess'], '+.3f'):>7} {f(ks['p_value'], '.3f'):>6}  {'yes' if h['verdict']['passes'] else 'no'}")
     print(("PASS: " if result["verdict"]["passes"] else "FAIL: ") + result["verdict"]["statement"])
 
