@@ -15,7 +15,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from linebreak.io import UserError, load_json, save_json, write_text
+from linebreak.io import UserError, load_json, save_json, to_jsonable, write_text
 
 # The targets for choosing the study's default (issue #7), checked per run.
 TARGETS = {
@@ -106,6 +106,23 @@ def score(r: dict) -> tuple:
             r["info_captured"] or 0.0)
 
 
+def _earlier_rows(out: Path, spec: dict, presets: dict, now: set[str]) -> dict:
+    """Rows of an earlier ``sweep.json`` in ``out`` for the spec's runs not run now (so that ``--only`` adds to
+    the record instead of replacing it); a row is kept only while its run's settings are unchanged."""
+    path = out / "sweep.json"
+    if not path.is_file():
+        return {}
+    old = load_json(path, "earlier sweep record")
+    keep = {}
+    for r in old.get("runs", []) if isinstance(old, dict) else []:
+        name = r.get("name") if isinstance(r, dict) else None
+        if name in now or name not in presets:
+            continue
+        if r.get("settings") == to_jsonable(dataclasses.asdict(presets[name].train)):
+            keep[name] = r
+    return keep
+
+
 def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:
     from linebreak.study import StudyConfig, run_line_stages
 
@@ -114,8 +131,16 @@ def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = N
     runs = [r for r in spec["runs"] if not only or r["name"] in only]
     if only and len(runs) != len(set(only)):
         raise UserError(f"unknown run name(s): {', '.join(sorted(set(only) - {r['name'] for r in runs}))}")
-    presets = {r["name"]: run_preset(spec, r) for r in runs}  # validate every run before any work
+    presets = {r["name"]: run_preset(spec, r) for r in spec["runs"]}  # validate every run before any work
     rows = []
+
+    def record_rows():
+        """This invocation's rows and, with ``only``, the earlier record's other rows (read afresh each time,
+        so that sweeps of other runs into the same folder meanwhile are kept), in the spec's order."""
+        done = _earlier_rows(out, spec, presets, {r["name"] for r in runs}) if only else {}
+        done |= {r["name"]: r for r in rows}
+        return [done[r["name"]] for r in spec["runs"] if r["name"] in done]
+
     for r in runs:
         t0 = time.perf_counter()
         log(f"== sweep run {r['name']}: {r.get('why', '')}")
@@ -123,7 +148,8 @@ def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = N
         rows.append(row(r["name"], res) | {"wall_s": time.perf_counter() - t0,
                                            "settings": dataclasses.asdict(presets[r["name"]].train)})
         rows[-1]["targets"] = {k: bool(f(rows[-1])) for k, f in TARGETS.items()}
-        save_json(out / "sweep.json", {"spec": spec, "runs": rows})  # after each run: partial results
+        save_json(out / "sweep.json", {"spec": spec, "runs": record_rows()})  # after each run: partial results
+    rows = record_rows()
     best = max(rows, key=score)
     record = {"spec": spec, "runs": rows, "best": best["name"],
               "any_meets_all_targets": any(all(r["targets"].values()) for r in rows)}

@@ -37,6 +37,17 @@ def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
     again = run_sweep(spec, tmp_path / "out", log=logs.append)
     assert sum("reusing" in m for m in logs) == 2 * 4
     assert [r["pc1"] for r in again["runs"]] == [r["pc1"] for r in rec["runs"]]
+    # --only adds to the record: the other run's row is kept while its settings are unchanged ...
+    one = run_sweep(spec, tmp_path / "out", only=["rotary"], log=logs.append)
+    assert [r["name"] for r in one["runs"]] == ["gpt2", "rotary"]
+    assert one["runs"][0] == again["runs"][0]
+    # ... and dropped once they change (its stages are then recomputed when it is run again)
+    changed = _write(tmp_path / "s2.json", {
+        "base": "tiny", "common": {"optim": {"steps": 60, "eval_every": 30}},
+        "runs": [{"name": "gpt2", "model": {"d_model": 16}}, {"name": "rotary", "model": {"arch": "llama",
+                                                                                          "pos": "rotary"}}]})
+    assert [r["name"] for r in run_sweep(changed, tmp_path / "out", only=["rotary"], log=logs.append)["runs"]] \
+        == ["rotary"]
 
 
 @pytest.mark.parametrize("spec,msg", [
