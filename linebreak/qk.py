@@ -142,6 +142,14 @@ def _rotated_query_map(S: np.ndarray, n: np.ndarray, tables):
     return query_map
 
 
+def _query_map(S_layer: np.ndarray, n: np.ndarray, values: np.ndarray, Q_means: np.ndarray, tables):
+    """The query side of one layer as :func:`linebreak.twist.head_summary` takes it: rotated to the previous
+    newline (:func:`_rotated_query_map`) when the model is rotary (``tables`` given), else the plain means."""
+    if tables is None:
+        return twist.plain_query_map(Q_means)
+    return _rotated_query_map(S_layer[values], n[values], tables)
+
+
 def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of ``y`` per value of ``x`` (values with fewer than ``min_n`` points are nan)."""
     out = np.full(len(values), np.nan)
@@ -264,6 +272,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     key_values = lab[cfg.key_label]
     (qh_sum, qh_n), (kh_sum, kh_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
+    halves = (qh_sum, qh_n, kh_sum, kh_n)  # per half of the documents, for the split-half check
     q_sum, q_n, k_sum, k_n = qh_sum.sum(0), qh_n.sum(0), kh_sum.sum(0), kh_n.sum(0)
     i_values, Qm = _means(q_sum.sum(2), q_n.sum(1), np.arange(len(q_n)), cfg.min_per_value)
     k_values, Km = _means(k_sum, k_n, np.arange(len(k_n)), cfg.min_per_value)
@@ -279,15 +288,13 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     per_head, mats = [], {}
     for L in range(lay.n_layers):
         W_Q, b_Q, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
-        qmap = (_rotated_query_map(q_sum[L][i_values], q_n[i_values], tables) if rotary
-                else twist.plain_query_map(Qm[L]))
+        qmap = _query_map(q_sum[L], q_n, i_values, Qm[L], tables)
         for h in range(lay.n_heads):
             summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
                                             query_map=qmap, b_Q=b_Q[h])
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
             per_head.append(summary)
             mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
-    halves = (qh_sum, qh_n, kh_sum, kh_n)
     order = sorted(range(len(per_head)), key=lambda j: (
         -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
         -twist._finite(per_head[j]["qk"]["alignment"])))
@@ -355,14 +362,11 @@ def _half_summary(q_sum, q_n, k_sum, k_n, layer: int, weights, i_values, k_value
     """One head's :func:`linebreak.twist.head_summary` from one half's sums, over the full analysis' counts and
     widths that keep at least half the tokens a value needs there (``min_per_value // 2``, at least 2)."""
     min_n = max(2, cfg.min_per_value // 2)
-    qi, ki = q_n[i_values].sum(1) >= min_n, k_n[k_values] >= min_n
-    iv, kv = i_values[qi], k_values[ki]
-    Qm = q_sum[layer][iv].sum(1) / q_n[iv].sum(1)[:, None]
-    Km = k_sum[layer][kv] / k_n[kv][:, None]
+    iv, Qm = _means(q_sum[layer][None, i_values].sum(2), q_n[i_values].sum(1), i_values, min_n)
+    kv, Km = _means(k_sum[layer][None, k_values], k_n[k_values], k_values, min_n)
     W_Q, b_Q, W_K = weights
-    qmap = (_rotated_query_map(q_sum[layer][iv], q_n[iv], tables) if tables is not None
-            else twist.plain_query_map(Qm))
-    summary, _ = twist.head_summary(Qm, Km, iv, kv, W_Q, W_K, np.random.default_rng(cfg.seed),
+    qmap = _query_map(q_sum[layer], q_n, iv, Qm[0], tables)
+    summary, _ = twist.head_summary(Qm[0], Km[0], iv, kv, W_Q, W_K, np.random.default_rng(cfg.seed),
                                     query_map=qmap, b_Q=b_Q)
     return summary
 
@@ -385,7 +389,7 @@ def split_half(halves, head: dict, weights, i_values, k_values, tables, cfg: QKC
             "holds_on_both_halves": all(h["passes"] == full for h in out)}
 
 
-def _statement(best: dict, passing: list[str], stability: dict | None = None) -> str:
+def _statement(best: dict, passing: list[str], stability: dict) -> str:
     h = best["qk"]
     line = (f"best head {best['name']}: max cos {h['max_cos']:.2f}, slope {h['slope']:.2f}, "
             f"R^2 {h['r2']:.2f}, "
@@ -393,9 +397,8 @@ def _statement(best: dict, passing: list[str], stability: dict | None = None) ->
             f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}, PC1 share of "
             f"the query / key side through the head {best['pc1_share']['query']:.2f} / "
             f"{best['pc1_share']['key']:.2f}")
-    if stability is not None:
-        halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
-        line += f"; on each half of the documents it {halves}"
+    halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
+    line += f"; on each half of the documents it {halves}"
     if passing:
         return f"QK twist lines up with the limit in {len(passing)} head(s) ({', '.join(passing)}); {line}"
     failed = [k for k, ok in best["verdict"]["checks"].items() if not ok]

@@ -106,7 +106,7 @@ def score(r: dict) -> tuple:
             r["info_captured"] or 0.0)
 
 
-def _earlier_rows(out: Path, spec: dict, presets: dict, now: set[str]) -> dict:
+def _earlier_rows(out: Path, presets: dict, now: set[str]) -> dict:
     """Rows of an earlier ``sweep.json`` in ``out`` for the spec's runs not run now (so that ``--only`` adds to
     the record instead of replacing it); a row is kept only while its run's settings are unchanged."""
     path = out / "sweep.json"
@@ -137,7 +137,7 @@ def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = N
     def record_rows():
         """This invocation's rows and, with ``only``, the earlier record's other rows (read afresh each time,
         so that sweeps of other runs into the same folder meanwhile are kept), in the spec's order."""
-        done = _earlier_rows(out, spec, presets, {r["name"] for r in runs}) if only else {}
+        done = _earlier_rows(out, presets, {r["name"] for r in runs}) if only else {}
         done |= {r["name"]: r for r in rows}
         return [done[r["name"]] for r in spec["runs"] if r["name"] in done]
 
