@@ -56,7 +56,9 @@ class OptimConfig:
     grad_clip: float = 1.0
     eval_every: int = field(default=250, metadata={"help": "steps between evaluations and checkpoints"})
     eval_docs: int = field(default=128, metadata={"help": "validation documents per evaluation"})
-    seed: int = field(default=0, metadata={"help": "seed of the batch order"})
+    seed: int = field(default=0, metadata={"help": "seed of the batch order (and of resid_noise)"})
+    resid_noise: float = field(default=0.0, metadata={
+        "help": "while training, Gaussian noise of this std times each token's RMS added to every block's input"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     attn_implementation: str = field(default="sdpa", metadata={
         "help": "attention kernel while training: sdpa (faster) | eager; the returned model is eager"})
@@ -256,6 +258,29 @@ def _unique_state(model) -> dict:
 
 # -- training -----------------------------------------------------------------------------------------------
 
+def add_resid_noise(model, scale: float, generator) -> list:
+    """Hooks that add ``N(0, (scale * rms)^2)`` to every block's input (``resid_pre``) in training mode.
+
+    ``rms`` is each token's root-mean-square over the residual dimension (not differentiated through), so
+    the noise is relative: a representation must keep its values apart by more than a fixed share of its own
+    size. This is the pressure Gurnee et al. (2025) give for a curved count manifold: at a fixed norm, points
+    on a curve can sit further apart than on a straight segment. Off in eval mode. Returns the hook handles.
+    """
+    import torch
+
+    from linebreak.arch import blocks
+
+    def pre_hook(module, args, kwargs):
+        if not module.training:
+            return None
+        h = args[0] if args else kwargs["hidden_states"]
+        rms = h.detach().pow(2).mean(-1, keepdim=True).sqrt()
+        h = h + scale * rms * torch.randn(h.shape, generator=generator, dtype=h.dtype)
+        return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
+
+    return [b.register_forward_pre_hook(pre_hook, with_kwargs=True) for b in blocks(model)]
+
+
 def _check_settings(cfg: TrainConfig, corpus: Corpus) -> None:
     o = cfg.optim
     if corpus.meta["seq_len"] > cfg.model.n_ctx:
@@ -267,6 +292,8 @@ def _check_settings(cfg: TrainConfig, corpus: Corpus) -> None:
         raise UserError(f"attn_implementation must be sdpa or eager, got {o.attn_implementation!r}")
     if o.lr <= 0 or not 0 <= o.min_lr_frac <= 1:
         raise UserError("lr must be positive and min_lr_frac within [0, 1]")
+    if not 0 <= o.resid_noise < math.inf:
+        raise UserError(f"resid_noise must be a finite number >= 0, got {o.resid_noise}")
 
 
 def _run_record(cfg: TrainConfig, corpus: Corpus) -> dict:
@@ -303,6 +330,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     else:
         write_text(out_dir / "eval.jsonl", "")
     data = torch.as_tensor(corpus.splits["train"].input_ids)
+    noise = torch.Generator()
+    hooks = add_resid_noise(model, o.resid_noise, noise) if o.resid_noise > 0 else []
     model.train()
     t0, losses = time.perf_counter() - elapsed, []
     bar = tqdm(range(start, o.steps + 1), initial=start, total=o.steps + 1, desc="train", unit="step",
@@ -321,8 +350,11 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         if step == o.steps:
             break
         x = data[batch_indices(step, o.batch_size, len(data), o.seed)]
+        noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
         losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
     bar.close()
+    for hook in hooks:
+        hook.remove()
     seconds = time.perf_counter() - t0
     history = read_jsonl(out_dir / "eval.jsonl")
     metrics = {**{k: v for k, v in history[-1].items() if k not in ("lr", "elapsed_s")},

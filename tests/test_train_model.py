@@ -35,3 +35,55 @@ def test_gpt2_without_positions_has_zero_frozen_position_embeddings():
 def test_bad_model_settings(bad):
     with pytest.raises(UserError):
         build_model(ModelConfig(**{**SMALL, **bad}), vocab_size=50, bos_id=0)
+
+
+@pytest.mark.parametrize("arch, pos", [("gpt2", "learned"), ("llama", "rotary"), ("neox", "rotary")])
+def test_resid_noise_is_relative_seeded_and_off_in_eval(arch, pos):
+    from linebreak.arch import blocks
+    from linebreak.train import add_resid_noise
+
+    model = build_model(ModelConfig(arch=arch, pos=pos, **SMALL), vocab_size=50, bos_id=0)
+    x = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
+
+    block = blocks(model)[1]
+    block.register_forward_pre_hook(record, with_kwargs=True)  # hooks run in order: the clean input ...
+    gen = torch.Generator()
+    add_resid_noise(model, 0.5, gen)
+    block.register_forward_pre_hook(record, with_kwargs=True)  # ... then the noisy one
+    model.train()
+    gen.manual_seed(7)
+    noisy = model(input_ids=x).logits
+    clean_in, noisy_in = seen[-2:]
+    ratio = (noisy_in - clean_in).std(-1) / clean_in.pow(2).mean(-1).sqrt()
+    assert abs(float(ratio.mean()) - 0.5) < 0.03  # std 0.5 x each token's RMS
+    gen.manual_seed(7)
+    assert torch.equal(model(input_ids=x).logits, noisy)  # the generator alone decides the noise
+    assert not torch.allclose(model(input_ids=x).logits, noisy, atol=1e-3)  # a fresh draw differs
+    model.eval()
+    clean = model(input_ids=x).logits
+    assert torch.equal(seen[-2], seen[-1])  # eval mode: no noise
+    assert not torch.allclose(clean, noisy, atol=1e-3)
+
+
+def test_training_with_resid_noise_is_reproducible(tmp_path):
+    import dataclasses
+
+    from linebreak.corpus import generate_corpus, load_corpus
+    from linebreak.train import PRESETS, train
+
+    tiny = PRESETS["tiny"]
+    corpus = load_corpus(generate_corpus(dataclasses.replace(tiny.data, n_train=64, n_val=8), tmp_path / "c"))
+    optim = dataclasses.replace(tiny.train.optim, steps=12, eval_every=6, eval_docs=8)
+    runs = {}
+    for name, noise in (("a", 0.5), ("b", 0.5), ("clean", 0.0)):
+        cfg = dataclasses.replace(tiny.train, optim=dataclasses.replace(optim, resid_noise=noise))
+        runs[name] = train(cfg, corpus, tmp_path / name).model.state_dict()
+    same = lambda u, v: all(torch.equal(u[k], v[k]) for k in u)  # noqa: E731
+    assert same(runs["a"], runs["b"]) and not same(runs["a"], runs["clean"])
+    bad = dataclasses.replace(tiny.train, optim=dataclasses.replace(optim, resid_noise=-1.0))
+    with pytest.raises(UserError, match="resid_noise"):
+        train(bad, corpus, tmp_path / "bad")
