@@ -55,7 +55,8 @@ def test_output_folder_loads_with_hugging_face(run, corpus):
 
 
 def test_resume_after_interruption_is_exact(corpus, tmp_path, monkeypatch):
-    optim = dataclasses.replace(TINY.train.optim, steps=60, eval_every=20)
+    # with training noise on, whose draws must also continue where they stopped
+    optim = dataclasses.replace(TINY.train.optim, steps=60, eval_every=20, resid_noise=0.2)
     cfg = dataclasses.replace(TINY.train, optim=optim)
     full = train(cfg, corpus, tmp_path / "full")
     save = T._save_checkpoint
