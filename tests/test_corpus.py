@@ -168,3 +168,35 @@ def test_missing_or_corrupt_corpus(tmp_path):
     (good / "metadata.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         load_corpus(good)
+
+
+def test_markov_text_follows_its_bigram_model_and_is_reproducible(tmp_path):
+    import subprocess
+    import sys
+
+    from linebreak.corpus.words import markov_chain, markov_word_ids, synthetic_vocab
+
+    vocab = synthetic_vocab(60, 1, 6, 0.8, seed=0)
+    T = markov_chain(vocab, 4, np.random.default_rng(1))
+    assert np.allclose(T.sum(1), 1) and ((T > 0).sum(1) == 4).all()
+    ids = markov_word_ids(T, 20_000, np.random.default_rng(2))
+    assert (T[ids[:-1], ids[1:]] > 0).all()  # every step is one the model allows
+    # the empirical transition frequencies match the model (a word's four successors, at their weights)
+    w = int(np.bincount(ids).argmax())
+    after = np.bincount(ids[1:][ids[:-1] == w], minlength=len(T)) / (ids[:-1] == w).sum()
+    assert np.abs(after - T[w]).max() < 0.05
+    with pytest.raises(ValueError):
+        markov_chain(vocab, 0, np.random.default_rng(1))
+    from pathlib import Path
+
+    script = [str(Path(__file__).parents[1] / "scripts" / "markov_text.py"), "--words", "3000", "--successors", "5"]
+    for name in ("a.txt", "b.txt"):
+        subprocess.run([sys.executable, *script, "--out", str(tmp_path / name)], check=True)
+    text = (tmp_path / "a.txt").read_bytes()
+    assert text == (tmp_path / "b.txt").read_bytes() and len(text.split()) == 3000
+    corpus = load_corpus(generate_corpus(CorpusConfig(text=str(tmp_path / "a.txt"), widths="20:30", seq_len=64,
+                                                       n_train=20, n_val=4), tmp_path / "c"))
+    assert len(corpus.splits["train"].input_ids) >= 10
+    bad = subprocess.run([sys.executable, *script, "--successors", "0", "--out", str(tmp_path / "x.txt")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.txt").exists()

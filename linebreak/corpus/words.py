@@ -79,3 +79,32 @@ def sample_word_ids(vocab: WordVocab, n: int, rng: np.random.Generator, length_b
         probs = probs * np.exp(b * vocab.lengths)
         probs = probs / probs.sum()
     return rng.choice(len(probs), size=n, p=probs)
+
+
+def markov_chain(vocab: WordVocab, successors: int, rng: np.random.Generator) -> np.ndarray:
+    """A random sparse bigram model ``[n_types, n_types]``: each word may be followed by ``successors`` words.
+
+    The successors of each word are drawn from ``vocab.probs`` without replacement and weighted by a flat
+    Dirichlet, so common words stay common while the next word depends strongly on the current one. Text
+    drawn from it (:func:`markov_word_ids`) makes a model keep each word's identity in its residual stream
+    beside the count: a test of the paper's "crowded residual" explanation of curvature (docs/sweep.md).
+    """
+    n = len(vocab.words)
+    if not 1 <= successors <= n:
+        raise ValueError(f"successors must be within 1..{n}, got {successors}")
+    T = np.zeros((n, n))
+    for w in range(n):
+        nxt = rng.choice(n, size=successors, replace=False, p=vocab.probs)
+        T[w, nxt] = rng.dirichlet(np.ones(successors))
+    return T
+
+
+def markov_word_ids(T: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` word ids walked along the bigram model ``T``, from a uniformly drawn first word."""
+    cum = np.cumsum(T, axis=1)
+    u = rng.random(n)
+    out = np.empty(n, dtype=np.int64)
+    w = int(rng.integers(len(T)))
+    for i in range(n):
+        out[i] = w = min(int(np.searchsorted(cum[w], u[i] * cum[w, -1], side="right")), len(T) - 1)
+    return out

@@ -1,0 +1,44 @@
+"""Write a text of synthetic words that follow a random sparse bigram model, for ``linebreak generate --text``.
+
+    python scripts/markov_text.py --out runs/text/markov.txt
+
+The words are the default corpus's (500 types of 1-12 letters, Zipf 0.8, seed 0); each may be followed by
+``--successors`` others (:func:`linebreak.corpus.words.markov_chain`). Same seed, same bytes. The file is
+written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from linebreak.corpus.store import CorpusConfig
+from linebreak.corpus.words import markov_chain, markov_word_ids, synthetic_vocab
+from linebreak.io import write_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--words", type=int, default=6_000_000, help="words to write")
+    p.add_argument("--successors", type=int, default=8, help="possible next words per word")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    c = CorpusConfig()
+    vocab = synthetic_vocab(c.vocab_size, c.min_word_len, c.max_word_len, c.zipf, a.seed)
+    rng = np.random.default_rng([a.seed, 7])
+    if a.words < 1 or not 1 <= a.successors <= len(vocab.words):
+        print(f"error: --words must be >= 1 and --successors within 1..{len(vocab.words)}", file=sys.stderr)
+        return 2
+    ids = markov_word_ids(markov_chain(vocab, a.successors, rng), a.words, rng)
+    words = np.array(vocab.words, dtype=object)[ids]
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(a.out, " ".join(words) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
