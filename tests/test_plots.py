@@ -61,3 +61,13 @@ def test_capture_probe_plot(run_dir, cli, tmp_path):
     assert err.strip().splitlines()[-1].startswith("linebreak probe: error: too few tokens per value")
     rc, _, err = cli("plot", "--probes", acts, "--layers", "resid_post.9", "--out", figs)
     assert rc == 2 and "no analysis for resid_post.9" in err
+
+
+def test_html_figures_are_byte_reproducible(tmp_path):
+    import plotly.graph_objects as go
+
+    from linebreak.plots.common import save_html
+
+    fig = go.Figure(go.Scatter3d(x=[0, 1], y=[1, 0], z=[0, 2]))
+    a, b = save_html(fig, tmp_path / "a" / "helix.html"), save_html(fig, tmp_path / "b" / "helix.html")
+    assert a.read_bytes() == b.read_bytes() and 'id="linebreak-helix"' in a.read_text()

@@ -23,8 +23,12 @@ def save_png(fig, path: str | Path, dpi: int = 130) -> Path:
 
 
 def save_html(fig, path: str | Path) -> Path:
-    """Save a plotly figure as a self-contained HTML file (plotly.js embedded; works offline)."""
-    return write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    """Save a plotly figure as a self-contained HTML file (plotly.js embedded; works offline).
+
+    The plot's element id is named after the file (plotly would draw a random one), so the same figure gives
+    the same bytes."""
+    div_id = "linebreak-" + "".join(c if c.isalnum() else "-" for c in Path(path).stem)
+    return write_text(path, fig.to_html(include_plotlyjs=True, full_html=True, div_id=div_id))
 
 
 def new_figure(*args, **kwargs):
