@@ -2,9 +2,10 @@
 
     python scripts/markov_text.py --out runs/text/markov.txt
 
-The words are the default corpus's (500 types of 1-12 letters, Zipf 0.8, seed 0); each may be followed by
-``--successors`` others (:func:`linebreak.corpus.words.markov_chain`). Same seed, same bytes. The file is
-written to a temporary name and renamed.
+The words are drawn like the default corpus's (500 types of 1-12 letters, Zipf 0.8; with ``--seed 0`` the
+very same words); each may be followed by ``--successors`` others
+(:func:`linebreak.corpus.words.markov_chain`). Same seed, same bytes. An existing file is kept unless
+``--force``; the new one is written to a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--words", type=int, default=6_000_000, help="words to write")
     p.add_argument("--successors", type=int, default=8, help="possible next words per word")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing file")
     a = p.parse_args(argv)
+    if a.out.is_dir() or (a.out.exists() and not a.force):
+        print(f"error: {a.out} exists{'' if a.out.is_dir() else '; pass --force to replace it'}", file=sys.stderr)
+        return 2
     c = CorpusConfig()
     vocab = synthetic_vocab(c.vocab_size, c.min_word_len, c.max_word_len, c.zipf, a.seed)
     rng = np.random.default_rng([a.seed, 7])

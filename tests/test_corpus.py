@@ -200,3 +200,6 @@ def test_markov_text_follows_its_bigram_model_and_is_reproducible(tmp_path):
     bad = subprocess.run([sys.executable, *script, "--successors", "0", "--out", str(tmp_path / "x.txt")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.txt").exists()
+    again = subprocess.run([sys.executable, *script, "--seed", "1", "--out", str(tmp_path / "a.txt")],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "--force" in again.stderr and (tmp_path / "a.txt").read_bytes() == text
