@@ -350,7 +350,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         if step == o.steps:
             break
         x = data[batch_indices(step, o.batch_size, len(data), o.seed)]
-        noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
+        if hooks:  # this step's noise depends only on (seed, step), so a resumed run draws the same
+            noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
         losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
     bar.close()
     for hook in hooks:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from linebreak.fourier import pca_cumulative_variance
+
 # ---- verdict thresholds (docs/qk.md explains each) -------------------------------------------------------
 MIN_MAX_COS = 0.8          # the head's best cosine (paper: ~1 through a boundary head)
 SLOPE_RANGE = (0.8, 1.25)  # k*(i) = slope * i + intercept: the offset line must run parallel to the diagonal
@@ -146,10 +148,8 @@ def pc1_share(X: np.ndarray) -> float:
     """Share of the variance of the (centred) rows along their first principal component. Near 1 the side is a
     straight ramp, and no linear map can line a ramp up with another at an interior offset: a twist needs
     both sides curved through the head's maps (nan when the rows do not vary)."""
-    X = np.asarray(X, dtype=np.float64)
-    sv = np.linalg.svd(X - X.mean(axis=0, keepdims=True), compute_uv=False)
-    total = float((sv**2).sum())
-    return float(sv[0] ** 2 / total) if total > 0 else float("nan")
+    share = float(pca_cumulative_variance(X, 1)[0])  # 0 exactly when the rows do not vary
+    return share if share > 0 else float("nan")
 
 
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,

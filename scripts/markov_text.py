@@ -35,10 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     c = CorpusConfig()
     vocab = synthetic_vocab(c.vocab_size, c.min_word_len, c.max_word_len, c.zipf, a.seed)
     rng = np.random.default_rng([a.seed, 7])
-    if a.words < 1 or not 1 <= a.successors <= len(vocab.words):
-        print(f"error: --words must be >= 1 and --successors within 1..{len(vocab.words)}", file=sys.stderr)
+    try:
+        if a.words < 1:
+            raise ValueError(f"--words must be >= 1, got {a.words}")
+        T = markov_chain(vocab, a.successors, rng)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    ids = markov_word_ids(markov_chain(vocab, a.successors, rng), a.words, rng)
+    ids = markov_word_ids(T, a.words, rng)
     words = np.array(vocab.words, dtype=object)[ids]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, " ".join(words) + "\n")
