@@ -113,7 +113,19 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
            b["identity"]["max_cos"], "raw_max_cos",
            [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
         _key_side_finding(q, s),
-    ]
+    ] + ([_probe_finding(v["probes"], s)] if v.get("probes") else [])
+
+
+def _probe_finding(p: dict, section: str) -> Finding:
+    """The same verdict with the paper's sides: logistic probes per count and per width (linebreak.qk)."""
+    fits = [f for f in p["fits"] if f["count_rmse"] is not None]  # NaN is stored as null in JSON
+    fit = min(fits, key=lambda f: f["count_rmse"]) if fits else None
+    rmse = (f" The count probes' held-out RMSE is {fit['count_rmse']:.1f} characters at their best layer "
+            f"(L{fit['layer']}).") if fit else ""
+    return _f("qk_probe_route", section, f"With logistic value probes as the two sides (the paper's route), "
+              f"{p['statement']}.{rmse}", int(p["passes"]), None,
+              [["best head passes the verdict (probe route)", int(p["passes"]), "==", 1]],
+              best_head=p["best_head"])
 
 
 def _key_side_finding(q: dict, section: str) -> Finding:

@@ -19,6 +19,12 @@ own norm* (TL ``blocks.{L}.ln1.hook_normalized``, what the heads really read):
   and the count fixed, does attention to that newline move with the length of the line it ended? (A head
   that compares count with the key's width must; a head gated by the query's own remaining-count need not.)
 - for the top heads: the PCA of their summed outputs, per characters remaining (the paper: 2 PCs, 92 %).
+- the *probe route* (``probes=True``), the paper's own sides: one logistic probe per count on the query
+  tokens and one per width on the newline tokens (:func:`linebreak.probes.value_probes`, held out by
+  document), their weight vectors taken through every head as above (rotary queries rotated by the
+  offsets at which each count occurs) and judged by the same verdict. Probes are discriminative
+  directions, not centroids; they show what the head does to the directions that *tell counts apart*.
+  The model's verdict stays on the means; the probe route is reported beside it (``verdict["probes"]``).
 
 The result is one JSON-ready dict, including the verdict and the numbers that decide it.
 """
@@ -31,6 +37,7 @@ import numpy as np
 
 from linebreak import arch, heads, manifold, twist
 from linebreak.io import UserError
+from linebreak.probes import value_probes
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class QKConfig:
     top: int = field(default=3, metadata={"help": "top heads to detail (matrices, response curves, PCA)"})
     max_remaining: int = field(default=40, metadata={"help": "characters remaining kept in curves and PCA"})
     seed: int = field(default=0, metadata={"help": "seed of the random controls"})
+    probes: bool = field(default=True, metadata={"help": "also judge every head with logistic value probes "
+                                                          "as the two sides (the paper's route)"})
 
 
 PRESETS = {"default": QKConfig(), "tiny": QKConfig(n_docs=32, min_per_value=4, min_values=3, top=2)}
@@ -101,6 +110,7 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
     q_sum, q_n = np.zeros((2, nL, max_c, n_off, d)), np.zeros((2, max_c, n_off))
     k_sum, k_n = np.zeros((2, nL, max_k, d)), np.zeros((2, max_k))
     att_rows = []
+    rows: dict = {"q": [[] for _ in range(nL)], "k": [[] for _ in range(nL)], "q_lab": [], "k_lab": []}
     for s, e in tqdm(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
         out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
         qm, c, off = lab["query"][s:e], lab["count"][s:e], lab["offset"][s:e]
@@ -111,10 +121,17 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
         half = np.broadcast_to((np.arange(s, e) % 2)[:, None], qm.shape)  # document parity
         np.add.at(q_n, (half[qm], c[qm], o), 1)
         np.add.at(k_n, (half[km], kv[km]), 1)
+        doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)
+        if cfg.probes:
+            rows["q_lab"].append((c[qm], o, doc[qm]))
+            rows["k_lab"].append((kv[km], doc[km]))
         for L in range(nL):
             x = out["ln1"][L].double().numpy()
             np.add.at(q_sum, (half[qm], L, c[qm], o), x[qm])
             np.add.at(k_sum, (half[km], L, kv[km]), x[km])
+            if cfg.probes:
+                rows["q"][L].append(x[qm].astype(np.float32))
+                rows["k"][L].append(x[km].astype(np.float32))
         # attention from query tokens to their most recent previous newline
         pn = lab["prev_nl"][s:e]
         sel = lab["query"][s:e] & (pn >= 0)
@@ -122,7 +139,7 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
         pat = np.stack([p.numpy() for p in out["pattern"]], axis=1)  # [B, L, H, T, T]
         att_rows.append(pat[b, :, :, t, pn[b, t]].reshape(len(b), nL, H))
     att = np.concatenate(att_rows) if att_rows else np.zeros((0, nL, H))
-    return (q_sum, q_n), (k_sum, k_n), att
+    return (q_sum, q_n), (k_sum, k_n), att, rows
 
 
 def _rotated_query_map(S: np.ndarray, n: np.ndarray, tables):
@@ -257,9 +274,54 @@ def _top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKC
     values = np.arange(R)[keep]
     summed = sum(per_head.values())[keep] / ns[keep, None]
     ratio, proj = _pca(summed, 3)
-    heads_1d = {f"L{L}H{h}": float(_pca(v[keep] / ns[keep, None], 1)[0][0]) for (L, h), v in per_head.items()}
+    heads_1d = {f"L{L}H{h}": twist.pc1_share(v[keep] / ns[keep, None]) for (L, h), v in per_head.items()}
     return {"remaining": values, "explained_variance_ratio": ratio[:6], "top2": float(ratio[:2].sum()),
             "pcs": proj, "per_head_pc1": heads_1d}
+
+
+# ---- the probe route ------------------------------------------------------------------------------------
+PROBE_KEYS = ("qk", "identity", "control", "gain_over_identity", "gain_over_control", "pc1_share", "score",
+              "verdict")
+
+
+def probe_route(rows: dict, q_n: np.ndarray, model, lay, i_values, k_values, tables, cfg: QKConfig):
+    """Every head judged with logistic value probes as its two sides, per layer: one probe per count on the
+    query tokens and one per key value on the newline tokens, fitted on the same ln1 rows as the means and
+    held out by document. A rotary head's query for count ``i`` is the probe through ``W_Q`` rotated by the
+    offsets at which count ``i`` occurs, averaged with their frequencies ``q_n [counts, offsets]``. The
+    controls draw from their own seed, so the means' numbers do not move. Returns ``({(L, h): summary},
+    [per-layer probe fit])``."""
+    c, o, g = (np.concatenate(a) for a in zip(*rows["q_lab"]))
+    kv, kg = (np.concatenate(a) for a in zip(*rows["k_lab"]))
+    rng = np.random.default_rng([cfg.seed, 1])
+    out, fits = {}, []
+    for L in range(lay.n_layers):
+        pq = value_probes(np.concatenate(rows["q"][L]), c, g, keep=i_values, seed=cfg.seed)
+        pk = value_probes(np.concatenate(rows["k"][L]), kv, kg, keep=k_values, seed=cfg.seed)
+        fits.append({"layer": L, "count_rmse": pq.rmse_test, "count_accuracy": pq.accuracy_test,
+                     "key_rmse": pk.rmse_test, "key_accuracy": pk.accuracy_test})
+        if tables is None:
+            qmap = twist.plain_query_map(pq.weights)
+        else:
+            n = q_n[pq.values]
+            qmap = _rotated_query_map(n[:, :, None] * pq.weights[:, None, :], n, tables)
+        W_Q, _, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
+        for h in range(lay.n_heads):
+            summary, _ = twist.head_summary(pq.weights, pk.weights, pq.values, pk.values, W_Q[h], W_K[h], rng,
+                                            query_map=qmap)
+            out[(L, h)] = {k: summary[k] for k in PROBE_KEYS}
+    return out, fits
+
+
+def _probe_verdict(per_head: list[dict], fits: list[dict]) -> dict:
+    """The model's verdict on the probe route: its passing heads, and its best head (the first passing one by
+    the probe route's ranking score, else the top-ranked one) with that head's numbers and statement."""
+    order = sorted(per_head, key=lambda h: (-h["probes"]["score"], -twist._finite(h["probes"]["qk"]["r2"])))
+    passing = [h["name"] for h in order if h["probes"]["verdict"]["passes"]]
+    best = next((h for h in order if h["probes"]["verdict"]["passes"]), order[0])
+    b = {"name": best["name"], **best["probes"]}
+    return {"passes": bool(passing), "passing_heads": passing, "best_head": best["name"], "best": best["probes"],
+            "fits": fits, "statement": "probe route: " + _statement(b, passing, None)}
 
 
 # ---- the analysis ---------------------------------------------------------------------------------------
@@ -271,7 +333,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     rotary = arch.is_rotary(model)
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     key_values = lab[cfg.key_label]
-    (qh_sum, qh_n), (kh_sum, kh_n), att = _collect(model, lay, ids, lab, cfg, key_values, rotary)
+    (qh_sum, qh_n), (kh_sum, kh_n), att, rows = _collect(model, lay, ids, lab, cfg, key_values, rotary)
     halves = (qh_sum, qh_n, kh_sum, kh_n)  # per half of the documents, for the split-half check
     q_sum, q_n, k_sum, k_n = qh_sum.sum(0), qh_n.sum(0), kh_sum.sum(0), kh_n.sum(0)
     i_values, Qm = _means(q_sum.sum(2), q_n.sum(1), np.arange(len(q_n)), cfg.min_per_value)
@@ -300,6 +362,12 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         -twist._finite(per_head[j]["qk"]["alignment"])))
     for r, j in enumerate(order):
         per_head[j]["rank"] = r
+
+    if cfg.probes:
+        by_probe, fits = probe_route(rows, q_n, model, lay, i_values, k_values, tables, cfg)
+        for h in per_head:
+            h["probes"] = by_probe[(h["layer"], h["head"])]
+    del rows
 
     # measured attention: response curves and the key-side comparison test
     sel = lab["query"] & (lab["prev_nl"] >= 0)
@@ -345,6 +413,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
         "split_half": stability,
         "thresholds": twist.thresholds(),
         "statement": _statement(best, passing, stability),
+        "probes": _probe_verdict(per_head, fits) if cfg.probes else None,
     }
     return {
         "config": cfg, "layout": lay, "n_docs": len(ids),
@@ -389,7 +458,7 @@ def split_half(halves, head: dict, weights, i_values, k_values, tables, cfg: QKC
             "holds_on_both_halves": all(h["passes"] == full for h in out)}
 
 
-def _statement(best: dict, passing: list[str], stability: dict) -> str:
+def _statement(best: dict, passing: list[str], stability: dict | None) -> str:
     h = best["qk"]
     line = (f"best head {best['name']}: max cos {h['max_cos']:.2f}, slope {h['slope']:.2f}, "
             f"R^2 {h['r2']:.2f}, "
@@ -397,8 +466,9 @@ def _statement(best: dict, passing: list[str], stability: dict) -> str:
             f"{best['gain_over_identity']:+.2f}, over control {best['gain_over_control']:+.2f}, PC1 share of "
             f"the query / key side through the head {best['pc1_share']['query']:.2f} / "
             f"{best['pc1_share']['key']:.2f}")
-    halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
-    line += f"; on each half of the documents it {halves}"
+    if stability is not None:
+        halves = ", ".join("passes" if h["passes"] else "fails" for h in stability["halves"])
+        line += f"; on each half of the documents it {halves}"
     if passing:
         return f"QK twist lines up with the limit in {len(passing)} head(s) ({', '.join(passing)}); {line}"
     failed = [k for k, ok in best["verdict"]["checks"].items() if not ok]

@@ -81,6 +81,29 @@ def test_qk_result_shape_and_json(qk_result, trained, tmp_path):
     back = json.loads((tmp_path / "qk.json").read_text())
     assert back["verdict"]["thresholds"]["min_max_cos"] == 0.8
     assert 0 < r["top_outputs"]["top2"] <= 1
+    per_head = r["top_outputs"]["per_head_pc1"]  # each top head's output alone: the share of its first PC
+    assert set(per_head) == {t["name"] for t in r["top"]}
+    assert all(0 < v <= 1 + 1e-12 for v in per_head.values())
+
+
+def test_probe_route_is_reported_beside_the_means(qk_result, trained):
+    """Every head is judged again with logistic value probes as its sides; the probe route's controls draw from
+    their own seed, so switching it off leaves every number of the means route as it was."""
+    _, model, corpus = trained
+    p = qk_result["verdict"]["probes"]
+    assert [f["layer"] for f in p["fits"]] == list(range(model.config.n_layer))
+    assert all(f["count_rmse"] >= 0 and 0 <= f["count_accuracy"] <= 1 for f in p["fits"])
+    for h in qk_result["heads"]:
+        for side in ("qk", "identity", "control"):
+            assert np.all(np.abs([h["probes"][side]["max_cos"]]) <= 1 + 1e-9)
+    assert p["passes"] == bool(p["passing_heads"]) and p["statement"].startswith("probe route: ")
+    assert p["best_head"] in {h["name"] for h in qk_result["heads"]}
+    off = qk_analysis(model, corpus, dataclasses.replace(QK_PRESETS["tiny"], probes=False),
+                      tokenizer=corpus.tokenizer)
+    assert off["verdict"]["probes"] is None and "probes" not in off["heads"][0]
+    strip = lambda r: [{k: v for k, v in h.items() if k != "probes"} for h in r["heads"]]  # noqa: E731
+    assert json.dumps(_json({"h": strip(off)}), sort_keys=True) == json.dumps(_json({"h": strip(qk_result)}),
+                                                                               sort_keys=True)
 
 
 def test_qk_is_deterministic(qk_result, trained):
@@ -234,7 +257,7 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
     cfg = QK_PRESETS["tiny"]
     ids, lab = qk.select_docs(corpus, cfg.split, cfg.n_docs)
     lay = arch.layout(model)
-    (S_h, n_h), _, _ = qk._collect(model, lay, ids, lab, cfg, lab["width"], rotary=True)
+    (S_h, n_h), _, _, _ = qk._collect(model, lay, ids, lab, cfg, lab["width"], rotary=True)
     S, n = S_h.sum(0), n_h.sum(0)  # the two halves of the documents (even, odd) add up to all of them
     keep = n.sum(1) > 0
     tables = arch.rotary_tables(model, n.shape[1] - 1)

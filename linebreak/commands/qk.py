@@ -47,6 +47,9 @@ def print_table(result: dict, n: int = 12) -> None:
               f"{f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
               f"{f(ks['excess'], '+.3f'):>7} {f(ks['p_value'], '.3f'):>6}  {'yes' if h['verdict']['passes'] else 'no'}")
     print(("PASS: " if result["verdict"]["passes"] else "FAIL: ") + result["verdict"]["statement"])
+    probes = result["verdict"].get("probes")
+    if probes:
+        print(("PASS: " if probes["passes"] else "FAIL: ") + probes["statement"])
 
 
 def run(args: argparse.Namespace) -> int:
