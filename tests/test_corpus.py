@@ -203,3 +203,32 @@ def test_markov_text_follows_its_bigram_model_and_is_reproducible(tmp_path):
     again = subprocess.run([sys.executable, *script, "--seed", "1", "--out", str(tmp_path / "a.txt")],
                            capture_output=True, text=True)
     assert again.returncode == 2 and "--force" in again.stderr and (tmp_path / "a.txt").read_bytes() == text
+
+
+def test_prose_text_keeps_lengths_and_a_small_vocabulary(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "docs"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("The cat sat on the mat.\nThe dog sat too, extraordinarily happily.\n")
+    (src / "sub" / "b.md").write_text("# the end\nthe cat ran\n")
+    (src / "skip.py").write_text("not read at all\n")
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "prose_text.py"), str(src),
+              "--vocab", "3", "--max-word-len", "8"]
+    for name in ("a.txt", "b.txt"):
+        subprocess.run([*script, "--out", str(tmp_path / name)], check=True)
+    text = (tmp_path / "a.txt").read_text()
+    assert text == (tmp_path / "b.txt").read_text()  # same inputs, same bytes
+    words = text.split()
+    # files in path order, lowercased; "extraordinarily" (15 > 8 characters) dropped; the 3 most frequent
+    # words ("the" 4, "cat" 2, "sat" 2) kept, every other word a run of "_" of its own length
+    original = "the cat sat on the mat. the dog sat too, happily. # the end the cat ran".split()
+    assert [len(w) for w in words] == [len(w) for w in original]
+    assert {w for w in words if not set(w) <= {"_"}} == {"the", "cat", "sat"}
+    bad = subprocess.run([*script[:2], str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.txt")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.txt").exists()
+    again = subprocess.run([*script, "--out", str(tmp_path / "a.txt")], capture_output=True, text=True)
+    assert again.returncode == 2 and "--force" in again.stderr
