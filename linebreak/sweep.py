@@ -89,6 +89,7 @@ def row(name: str, res: dict) -> dict:
         "qk_offset": best["qk"]["median"], "qk_max_cos": best["qk"]["max_cos"],
         "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
         "key_side_moves": bool(ks.get("moves", False)), "key_side": ks,
+        "qk_probe_passes": (q["verdict"].get("probes") or {}).get("passes"),  # None: run without the route
     }
 
 
@@ -164,7 +165,7 @@ COLUMNS = [("info", "info_captured", "{:.3f}"), ("R2 c", "count_r2", "{:.3f}"), 
            ("ctrl PC1", "control_pc1", "{:.3f}"), ("QK slope", "qk_slope", "{:.2f}"),
            ("QK eps", "qk_offset", "{:+.1f}"), ("QK cos", "qk_max_cos", "{:.2f}"),
            ("id cos", "identity_max_cos", "{:.2f}"), ("twist", "qk_passes", "{}"),
-           ("on halves", "qk_holds_on_halves", "{}"),
+           ("on halves", "qk_holds_on_halves", "{}"), ("probe twist", "qk_probe_passes", "{}"),
            ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
 
 
