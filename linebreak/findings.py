@@ -123,7 +123,7 @@ def _probe_finding(p: dict, section: str) -> Finding:
     rmse = (f" The count probes' held-out RMSE is {fit['count_rmse']:.1f} characters at their best layer "
             f"(L{fit['layer']}).") if fit else ""
     return _f("qk_probe_route", section, f"With logistic value probes as the two sides (the paper's route), "
-              f"{p['statement']}.{rmse}", int(p["passes"]), None,
+              f"{p['statement'].removeprefix('probe route: ')}.{rmse}", int(p["passes"]), None,
               [["best head passes the verdict (probe route)", int(p["passes"]), "==", 1]],
               best_head=p["best_head"])
 
