@@ -43,6 +43,16 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def refuse_existing_file(path: str | Path, force: bool) -> None:
+    """A :class:`UserError` when ``path`` is a folder, or is a file and ``force`` is off (a script that writes
+    one file keeps an existing one unless told to replace it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} exists")
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to replace it")
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
 

@@ -118,10 +118,10 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
             qm = qm & (off >= 0)
         o = off[qm] if rotary else np.zeros(int(qm.sum()), dtype=np.int64)
         km, kv = lab["is_newline"][s:e].astype(bool), key_values[s:e]
-        half = np.broadcast_to((np.arange(s, e) % 2)[:, None], qm.shape)  # document parity
+        doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)  # document index
+        half = doc % 2  # document parity
         np.add.at(q_n, (half[qm], c[qm], o), 1)
         np.add.at(k_n, (half[km], kv[km]), 1)
-        doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)
         if cfg.probes:
             rows["q_lab"].append((c[qm], o, doc[qm]))
             rows["k_lab"].append((kv[km], doc[km]))
@@ -279,6 +279,11 @@ def _top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKC
             "pcs": proj, "per_head_pc1": heads_1d}
 
 
+def _rank_key(summary: dict) -> tuple:
+    """Heads rank by twist score, ties broken by the offset line's R^2, then by alignment (both routes)."""
+    return (-summary["score"], -twist._finite(summary["qk"]["r2"]), -twist._finite(summary["qk"]["alignment"]))
+
+
 # ---- the probe route ------------------------------------------------------------------------------------
 PROBE_KEYS = ("qk", "identity", "control", "gain_over_identity", "gain_over_control", "pc1_share", "score",
               "verdict")
@@ -316,7 +321,7 @@ def probe_route(rows: dict, q_n: np.ndarray, model, lay, i_values, k_values, tab
 def _probe_verdict(per_head: list[dict], fits: list[dict]) -> dict:
     """The model's verdict on the probe route: its passing heads, and its best head (the first passing one by
     the probe route's ranking score, else the top-ranked one) with that head's numbers and statement."""
-    order = sorted(per_head, key=lambda h: (-h["probes"]["score"], -twist._finite(h["probes"]["qk"]["r2"])))
+    order = sorted(per_head, key=lambda h: _rank_key(h["probes"]))
     passing = [h["name"] for h in order if h["probes"]["verdict"]["passes"]]
     best = next((h for h in order if h["probes"]["verdict"]["passes"]), order[0])
     b = {"name": best["name"], **best["probes"]}
@@ -357,9 +362,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
             per_head.append(summary)
             mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
-    order = sorted(range(len(per_head)), key=lambda j: (
-        -per_head[j]["score"], -twist._finite(per_head[j]["qk"]["r2"]),
-        -twist._finite(per_head[j]["qk"]["alignment"])))
+    order = sorted(range(len(per_head)), key=lambda j: _rank_key(per_head[j]))
     for r, j in enumerate(order):
         per_head[j]["rank"] = r
 

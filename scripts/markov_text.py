@@ -18,7 +18,7 @@ import numpy as np
 
 from linebreak.corpus.store import CorpusConfig
 from linebreak.corpus.words import markov_chain, markov_word_ids, synthetic_vocab
-from linebreak.io import write_text
+from linebreak.io import UserError, refuse_existing_file, write_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,22 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing file")
     a = p.parse_args(argv)
-    if a.out.is_dir() or (a.out.exists() and not a.force):
-        print(f"error: {a.out} exists{'' if a.out.is_dir() else '; pass --force to replace it'}", file=sys.stderr)
-        return 2
     c = CorpusConfig()
     vocab = synthetic_vocab(c.vocab_size, c.min_word_len, c.max_word_len, c.zipf, a.seed)
     rng = np.random.default_rng([a.seed, 7])
     try:
+        refuse_existing_file(a.out, a.force)
         if a.words < 1:
             raise ValueError(f"--words must be >= 1, got {a.words}")
         T = markov_chain(vocab, a.successors, rng)
-    except ValueError as e:
+    except (ValueError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ids = markov_word_ids(T, a.words, rng)
     words = np.array(vocab.words, dtype=object)[ids]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, " ".join(words) + "\n")
     return 0
 

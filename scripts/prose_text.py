@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from linebreak.io import write_text
+from linebreak.io import UserError, refuse_existing_file, write_text
 
 
 def prose_words(paths: list[Path], vocab: int, max_word_len: int) -> list[str]:
@@ -42,20 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-word-len", type=int, default=12, help="longer words are dropped")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     a = p.parse_args(argv)
-    if a.out.is_dir() or (a.out.exists() and not a.force):
-        print(f"error: {a.out} exists{'' if a.out.is_dir() else '; pass --force to replace it'}", file=sys.stderr)
-        return 2
     missing = [str(x) for x in a.inputs if not x.exists()]
     try:
+        refuse_existing_file(a.out, a.force)
         if missing:
             raise ValueError(f"not found: {', '.join(missing)}")
         if a.vocab < 1 or a.max_word_len < 1:
             raise ValueError("--vocab and --max-word-len must be >= 1")
         words = prose_words(a.inputs, a.vocab, a.max_word_len)
-    except ValueError as e:
+    except (ValueError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, " ".join(words) + "\n")
     return 0
 
