@@ -113,7 +113,8 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
            b["identity"]["max_cos"], "raw_max_cos",
            [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
         _key_side_finding(q, s),
-    ] + ([_probe_finding(v["probes"], s)] if v.get("probes") else [])
+    ] + ([_comparison_finding(q, s)] if "comparison" in q["heads"][0] else []) + (
+        [_probe_finding(v["probes"], s)] if v.get("probes") else [])
 
 
 def _probe_finding(p: dict, section: str) -> Finding:
@@ -126,6 +127,31 @@ def _probe_finding(p: dict, section: str) -> Finding:
               f"{p['statement'].removeprefix('probe route: ')}.{rmse}", int(p["passes"]), None,
               [["best head passes the verdict (probe route)", int(p["passes"]), "==", 1]],
               best_head=p["best_head"])
+
+
+def _comparison_finding(q: dict, section: str) -> Finding:
+    """How the heads compare count with width: the share of each head's mean attention logit over the
+    (count, width) grid that is additive (a count effect plus a width effect) or an interaction (what a twist
+    carries, and all the cosine test sees). Reported for the verdict's best head and for the head whose
+    measured attention to the newline moves most; descriptive, with no threshold of its own."""
+    by_name = {h["name"]: h for h in q["heads"]}
+    best = by_name[q["verdict"]["best_head"]]
+    moving = max(q["heads"], key=lambda h: h["response"]["range"] if h["response"]["range"] is not None else -1)
+    top = max(q["heads"], key=lambda h: h["comparison"]["interaction_share"] or 0.0)
+
+    def split(h):
+        c = h["comparison"]
+        return (f"{h['name']} {_num(c['count_share'], '.1%')} count, {_num(c['width_share'], '.1%')} width, "
+                f"{_num(c['interaction_share'], '.1%')} interaction")
+    return _f("qk_comparison", section,
+              f"How the heads compare count with width (variance of the mean attention logit over the count x "
+              f"width grid; a twist is all interaction, subtraction on ramps all additive): best twist head "
+              f"{split(best)}; the head whose attention to the newline moves most "
+              f"(range {_num(moving['response']['range'], '.2f')}, peak at "
+              f"{moving['response']['peak_remaining']} characters remaining) {split(moving)}. The largest "
+              f"interaction share of any head is {_num(top['comparison']['interaction_share'], '.1%')} "
+              f"({top['name']}).", best["comparison"]["interaction_share"], None, [],
+              best_head=best["name"], most_responsive=moving["name"])
 
 
 def _key_side_finding(q: dict, section: str) -> Finding:

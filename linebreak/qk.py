@@ -18,6 +18,10 @@ own norm* (TL ``blocks.{L}.ln1.hook_normalized``, what the heads really read):
   binned by characters remaining (response curves), and the *key-side comparison test*: holding the width
   and the count fixed, does attention to that newline move with the length of the line it ended? (A head
   that compares count with the key's width must; a head gated by the query's own remaining-count need not.)
+- per head, *how* it compares (:func:`linebreak.twist.score_decomposition`): its mean attention logit from a
+  count-``i`` query onto a width-``k`` newline, split into a count effect, a width effect and their
+  interaction. Subtraction on ramps is all additive; a twist is all interaction, and the cosine test sees only
+  that part, so the split says what share of the head's real comparison the verdict is judging.
 - for the top heads: the PCA of their summed outputs, per characters remaining (the paper: 2 PCs, 92 %).
 - the *probe route* (``probes=True``), the paper's own sides: one logistic probe per count on the query
   tokens and one per width on the newline tokens (:func:`linebreak.probes.value_probes`, held out by
@@ -167,6 +171,15 @@ def _query_map(S_layer: np.ndarray, n: np.ndarray, values: np.ndarray, Q_means: 
     return _rotated_query_map(S_layer[values], n[values], tables)
 
 
+def mean_logits(qmap, K_means: np.ndarray, W_Q, b_Q, W_K, b_K, rotary: bool) -> np.ndarray:
+    """``S[i, k]``: the head's mean attention logit (scaled by ``1/sqrt(d_head)``, biases in) from a query token
+    at count ``i`` onto a newline key of width ``k``. The logit is linear in each side, so the mean over all
+    such (query, key) pairs is the logit of the two means. A rotary query map already carries its bias,
+    rotated with the query; the plain one leaves it out (it only needs centred vectors), so it is added here."""
+    Q = qmap(W_Q, b_Q) + (0.0 if rotary else b_Q)
+    return Q @ (K_means @ W_K + b_K).T / np.sqrt(W_Q.shape[1])
+
+
 def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of ``y`` per value of ``x`` (values with fewer than ``min_n`` points are nan)."""
     out = np.full(len(values), np.nan)
@@ -245,6 +258,7 @@ def _response(att_h: np.ndarray, remaining: np.ndarray, values: np.ndarray, min_
         rho = float(spearmanr(values[ok], curve[ok]).statistic)
     return {"remaining": values, "attention": curve,
             "range": float(np.nanmax(curve) - np.nanmin(curve)) if ok.any() else float("nan"),
+            "peak_remaining": int(values[np.nanargmax(curve)]) if ok.any() else None,
             "spearman_vs_remaining": rho}
 
 
@@ -354,12 +368,14 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     tables = arch.rotary_tables(model, q_n.shape[1] - 1) if rotary else None
     per_head, mats = [], {}
     for L in range(lay.n_layers):
-        W_Q, b_Q, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
+        W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, L))
         qmap = _query_map(q_sum[L], q_n, i_values, Qm[L], tables)
         for h in range(lay.n_heads):
             summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
                                             query_map=qmap, b_Q=b_Q[h])
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
+            S = mean_logits(qmap, Km[L], W_Q[h], b_Q[h], W_K[h], b_K[h], rotary)
+            summary["comparison"] = twist.score_decomposition(S, i_values, k_values)
             per_head.append(summary)
             mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
     order = sorted(range(len(per_head)), key=lambda j: _rank_key(per_head[j]))

@@ -12,6 +12,9 @@ computation on plain arrays, with no model in sight:
   and spread, and a linear fit of ``k*`` on ``i``;
 - :func:`random_like` — a seeded Gaussian matrix of the same shape and norm (the control);
 - :func:`pc1_share` — how close one side is to a straight ramp (the share of its first principal component);
+- :func:`score_decomposition` — how a head compares count with width: its attention logits on the (count,
+  width) grid split into an additive part (a count effect plus a width effect: subtraction on ramps) and
+  the interaction that a twist needs;
 - :func:`head_summary`, :func:`twist_score`, :func:`head_verdict` — one head's numbers, its ranking score,
   and the pass/fail verdict whose thresholds are the named constants below (documented in docs/qk.md).
 
@@ -150,6 +153,43 @@ def pc1_share(X: np.ndarray) -> float:
     both sides curved through the head's maps (nan when the rows do not vary)."""
     share = float(pca_cumulative_variance(X, 1)[0])  # 0 exactly when the rows do not vary
     return share if share > 0 else float("nan")
+
+
+def score_decomposition(S: np.ndarray, i_values: np.ndarray, k_values: np.ndarray) -> dict:
+    """How a head compares count ``i`` with width ``k``: its logits ``S [I, K]`` split by two-way ANOVA.
+
+    ``S[i, k] = mu + a_i + b_k + I_ik``: ``a`` (count effect) and ``b`` (width effect) are the row and column
+    means less the grand mean ``mu``; the rest ``I`` is the *interaction*, the only part that depends on the
+    pair. A twist in the paper's sense (``S ~ cos(theta_i - theta_k + phi)`` on a curve, peaked at
+    ``k = i + eps``) is all interaction; a head that compares by subtraction on ramps (``S ~ alpha (i - k)``,
+    a query that grows with the count against a key that grows with the width, through the biases) is all
+    additive, and its centred cosines are a two-block +-1 pattern. ``I`` is exactly the dot product of the
+    centred query and key vectors, the matrix the cosine test normalises, so ``interaction_share`` says how
+    much of the head's real score variation the twist test looks at.
+
+    Returns the variance shares (``interaction_share``, ``count_share``, ``width_share``; they sum to 1),
+    the logit ranges of each part, the linear fits of ``a`` on ``i`` and ``b`` on ``k`` (``count_slope``,
+    ``width_slope`` in logits per character, with R^2) and ``balance = -width_slope / count_slope``, which is
+    1 when the additive part depends on ``k - i`` alone (characters remaining, computed by subtraction).
+    """
+    S = np.asarray(S, dtype=np.float64)
+    i_values, k_values = np.asarray(i_values, dtype=np.float64), np.asarray(k_values, dtype=np.float64)
+    if S.shape != (len(i_values), len(k_values)):
+        raise ValueError(f"S is {S.shape}, expected {(len(i_values), len(k_values))}")
+    mu = S.mean()
+    a, b = S.mean(axis=1) - mu, S.mean(axis=0) - mu
+    inter = S - mu - a[:, None] - b[None, :]
+    parts = {"count": (a**2).sum() * len(k_values), "width": (b**2).sum() * len(i_values),
+             "interaction": (inter**2).sum()}
+    total = sum(parts.values())
+    nan = float("nan")
+    shares = {f"{k}_share": float(v / total) if total > 0 else nan for k, v in parts.items()}
+    cs, _, cr2 = _linfit(i_values, a)
+    ws, _, wr2 = _linfit(k_values, b)
+    return {**shares, "count_slope": cs, "count_r2": cr2, "width_slope": ws, "width_r2": wr2,
+            "balance": -ws / cs if np.isfinite(cs) and cs != 0 else nan,
+            "range": {"count": float(np.ptp(a)), "width": float(np.ptp(b)), "interaction": float(np.ptp(inter)),
+                      "total": float(np.ptp(S))}}
 
 
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,

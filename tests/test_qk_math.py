@@ -227,3 +227,41 @@ def test_probe_route_recovers_a_constructed_twist():
     assert abs(s["qk"]["median"] - eps) <= 1 and abs(s["qk"]["slope"] - 1) < 0.1 and s["qk"]["r2"] > 0.95
     assert s["verdict"]["passes"], s["verdict"]
     assert s["gain_over_identity"] > 0.3 and not s["identity"]["max_cos"] > 0.8
+
+
+def test_score_decomposition_tells_a_twist_from_subtraction():
+    """A twist (a score peaked along k = i + eps on a curve) is all interaction; subtraction on ramps
+    (score = alpha (i - k)) is all additive with balance 1; a head gated by the count alone is all count."""
+    i = np.arange(10, 60)
+    k = np.arange(10, 60)
+    eps = 4
+    twist_S = curve(i, eps) @ curve(k).T  # = sum over planes of cos(2 pi f (k - i - eps) / P)
+    d = twist.score_decomposition(twist_S, i, k)
+    assert d["interaction_share"] > 0.9
+    assert abs(d["count_share"] + d["width_share"] + d["interaction_share"] - 1) < 1e-12
+
+    sub = twist.score_decomposition(0.5 * (i[:, None] - k[None, :]) + 3.0, i, k)
+    assert sub["interaction_share"] < 1e-12
+    assert abs(sub["count_slope"] - 0.5) < 1e-12 and abs(sub["width_slope"] + 0.5) < 1e-12
+    assert abs(sub["balance"] - 1) < 1e-12 and abs(sub["count_share"] - 0.5) < 1e-12
+
+    gated = twist.score_decomposition(np.tanh((i[:, None] - 40) / 5.0) + 0 * k[None, :], i, k)
+    assert gated["count_share"] > 1 - 1e-12 and gated["width_share"] < 1e-12
+    with pytest.raises(ValueError):
+        twist.score_decomposition(twist_S, i[:-1], k)
+
+
+def test_interaction_is_what_the_cosine_test_sees():
+    """The interaction part of q(i) . k(k) is exactly the dot product of the centred sides, whatever the
+    biases: the matrix twist_matrix normalises."""
+    rng = np.random.default_rng(3)
+    i, k = np.arange(20), np.arange(15)
+    Q, K = rng.standard_normal((20, 8)) + 2.0, rng.standard_normal((15, 8)) - 1.0
+    S = Q @ K.T
+    d = twist.score_decomposition(S, i, k)
+    centred = (Q - Q.mean(0)) @ (K - K.mean(0)).T
+    total = ((S - S.mean()) ** 2).sum()
+    assert abs(d["interaction_share"] * total - (centred**2).sum()) < 1e-9 * total
+    cos = twist.twist_matrix(Q, K)
+    norms = np.linalg.norm(Q - Q.mean(0), axis=1)[:, None] * np.linalg.norm(K - K.mean(0), axis=1)[None, :]
+    np.testing.assert_allclose(cos * norms, centred, atol=1e-9)

@@ -280,3 +280,60 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
 
     res = qk_analysis(model, corpus, cfg, tokenizer=corpus.tokenizer)
     assert res["query_frame"].startswith("rotated") and len(res["heads"]) == 8
+
+
+def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
+    """S[i, k] from the weights equals the product of the per-count and per-width means of the q and k the
+    model itself computes (read from its fused c_attn), and q . k / sqrt(d_head) is the logit its softmax
+    uses (log-ratios of the measured attention pattern)."""
+    from linebreak import arch, qk, twist
+
+    _, model, corpus = trained
+    cfg = QK_PRESETS["tiny"]
+    ids, lab = qk.select_docs(corpus, cfg.split, cfg.n_docs)
+    L, h = 1, 1
+    H, dh = model.config.n_head, model.config.n_embd // model.config.n_head
+    grabbed = []
+    hook = model.transformer.h[L].attn.c_attn.register_forward_hook(lambda m, i, o: grabbed.append(o))
+    pats = []
+    for s, e in heads.batches(len(ids), 8):
+        pats.append(heads.forward(model, heads.as_tensor(ids[s:e]), attention=True)["pattern"][L][:, h].numpy())
+    hook.remove()
+    qkv = torch.cat(grabbed).double().numpy()
+    q, k = qkv[..., h * dh:(h + 1) * dh], qkv[..., H * dh + h * dh: H * dh + (h + 1) * dh]
+    i_values, k_values = np.asarray(qk_result["i_values"]), np.asarray(qk_result["k_values"])
+    qm, nl = lab["query"], lab["is_newline"].astype(bool)
+    Qbar = np.stack([q[qm & (lab["count"] == c)].mean(0) for c in i_values])
+    Kbar = np.stack([k[nl & (lab["width"] == w)].mean(0) for w in k_values])
+
+    (q_sum, q_n), (k_sum, k_n), _, _ = qk._collect(model, arch.layout(model), ids, lab, cfg, lab["width"], False)
+    Qm = q_sum.sum(0)[L].sum(1)[i_values] / q_n.sum(0).sum(1)[i_values, None]
+    Km = k_sum.sum(0)[L][k_values] / k_n.sum(0)[k_values, None]
+    W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, L))
+    S = qk.mean_logits(twist.plain_query_map(Qm), Km, W_Q[h], b_Q[h], W_K[h], b_K[h], rotary=False)
+    np.testing.assert_allclose(S, Qbar @ Kbar.T / np.sqrt(dh), atol=1e-4)
+
+    # the scale: for one query, the log-ratio of its attention on two keys is the difference of their logits
+    pat = np.concatenate(pats)
+    b, t = np.argwhere(qm & (lab["prev_nl"] >= 0))[5]
+    s1, s2 = lab["prev_nl"][b, t], 0
+    want = q[b, t] @ (k[b, s1] - k[b, s2]) / np.sqrt(dh)
+    assert abs(np.log(pat[b, t, s1] / pat[b, t, s2]) - want) < 1e-3
+    # and the analysis reports the split of exactly this matrix
+    got = next(x for x in qk_result["heads"] if x["name"] == f"L{L}H{h}")["comparison"]
+    want = twist.score_decomposition(S, i_values, k_values)
+    assert {k: v for k, v in got.items() if k != "range"} == pytest.approx(
+        {k: v for k, v in want.items() if k != "range"}, rel=1e-6, abs=1e-9)
+    assert got["range"] == pytest.approx(want["range"], rel=1e-6)
+
+
+def test_comparison_finding_reports_the_best_heads_split(qk_result):
+    from linebreak.findings import qk_findings
+
+    q = json.loads(json.dumps(_json(qk_result)))
+    f = next(x for x in qk_findings(q, {}) if x.key == "qk_comparison")
+    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
+    c = best["comparison"]
+    assert f.value == c["interaction_share"]
+    assert f"{best['name']} {c['count_share']:.1%} count" in f.sentence
+    assert abs(c["count_share"] + c["width_share"] + c["interaction_share"] - 1) < 1e-9

@@ -54,6 +54,7 @@ def test_tiny_study_report_is_complete_and_consistent(tiny_study):
     assert (out / "report.md").read_text().startswith("# linebreak study report")
     figs = [f["figure"] for f in rec["findings"] if f["figure"]]
     assert figs and all((out / f).is_file() for f in figs)
+    assert {"qk_verdict", "qk_comparison", "qk_probe_route", "qk_key_side"} <= {f["key"] for f in rec["findings"]}
     # the trained model is compared with its random-init control, layer by layer
     man = rec["sections"]["manifold"]
     assert set(man["model"]) == set(man["control"])

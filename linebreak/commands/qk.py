@@ -37,7 +37,7 @@ def print_table(result: dict, n: int = 12) -> None:
         return "   nan" if x is None or x != x else format(x, spec)
 
     print(f"{'rank':>4} {'head':<6} {'maxcos':>6} {'slope':>6} {'R2':>5} {'eps':>5} {'edge':>5} {'g_id':>6} "
-          f"{'g_ctl':>6} {'qPC1':>5} {'kPC1':>5} {'resp':>5} {'keyρ':>6} {'keyη²+':>7} {'key p':>6}  pass")
+          f"{'g_ctl':>6} {'qPC1':>5} {'kPC1':>5} {'resp':>5} {'keyρ':>6} {'keyη²+':>7} {'key p':>6} {'inter':>5}  pass")
     for h in result["heads"][:n]:
         q, ks = h["qk"], h["key_side"]
         print(f"{h['rank']:>4} {h['name']:<6} {f(q['max_cos']):>6} {f(q['slope']):>6} {f(q['r2']):>5} "
@@ -45,7 +45,10 @@ def print_table(result: dict, n: int = 12) -> None:
               f"{f(h['gain_over_identity'], '+.2f'):>6} {f(h['gain_over_control'], '+.2f'):>6} "
               f"{f(h['pc1_share']['query']):>5} {f(h['pc1_share']['key']):>5} "
               f"{f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
-              f"{f(ks['excess'], '+.3f'):>7} {f(ks['p_value'], '.3f'):>6}  {'yes' if h['verdict']['passes'] else 'no'}")
+              f"{f(ks['excess'], '+.3f'):>7} {f(ks['p_value'], '.3f'):>6} "
+              f"{f(h.get('comparison', {}).get('interaction_share')):>5}  {'yes' if h['verdict']['passes'] else 'no'}")
+    print("inter: share of the head's mean count x width attention logit that is interaction (a twist); the "
+          "rest is a count effect plus a width effect")
     print(("PASS: " if result["verdict"]["passes"] else "FAIL: ") + result["verdict"]["statement"])
     probes = result["verdict"].get("probes")
     if probes:
