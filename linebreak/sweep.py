@@ -90,6 +90,8 @@ def row(name: str, res: dict) -> dict:
         "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
         "key_side_moves": bool(ks.get("moves", False)), "key_side": ks,
         "qk_probe_passes": (q["verdict"].get("probes") or {}).get("passes"),  # None: run without the route
+        # the share of the best head's count x width logit that is interaction (None: run before the split)
+        "qk_interaction_share": best.get("comparison", {}).get("interaction_share"),
     }
 
 
@@ -166,7 +168,7 @@ COLUMNS = [("info", "info_captured", "{:.3f}"), ("R2 c", "count_r2", "{:.3f}"), 
            ("QK eps", "qk_offset", "{:+.1f}"), ("QK cos", "qk_max_cos", "{:.2f}"),
            ("id cos", "identity_max_cos", "{:.2f}"), ("twist", "qk_passes", "{}"),
            ("on halves", "qk_holds_on_halves", "{}"), ("probe twist", "qk_probe_passes", "{}"),
-           ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
+           ("QK inter", "qk_interaction_share", "{:.3f}"), ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
 
 
 def summary_table(rows: list[dict], best: str) -> str:

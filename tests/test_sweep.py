@@ -24,8 +24,9 @@ def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
     for r in rec["runs"]:
         for k in ("info_captured", "count_r2", "pc1", "top6", "sign_changes", "helix_gain", "control_pc1",
                   "qk_slope", "qk_offset", "qk_max_cos", "identity_max_cos", "qk_holds_on_halves",
-                  "qk_probe_passes"):
+                  "qk_probe_passes", "qk_interaction_share"):
             assert r[k] is not None, (r["name"], k)
+        assert 0 <= r["qk_interaction_share"] <= 1
         assert set(r["targets"]) == set(TARGETS)
         assert 0 <= r["pc1"] <= r["top6"] <= 1 + 1e-9
     assert rec["best"] in {"gpt2", "rotary"}
