@@ -168,7 +168,8 @@ COLUMNS = [("info", "info_captured", "{:.3f}"), ("R2 c", "count_r2", "{:.3f}"), 
            ("QK eps", "qk_offset", "{:+.1f}"), ("QK cos", "qk_max_cos", "{:.2f}"),
            ("id cos", "identity_max_cos", "{:.2f}"), ("twist", "qk_passes", "{}"),
            ("on halves", "qk_holds_on_halves", "{}"), ("probe twist", "qk_probe_passes", "{}"),
-           ("QK inter", "qk_interaction_share", "{:.3f}"), ("key side", "key_side_moves", "{}"), ("train s", "train_seconds", "{:.0f}")]
+           ("QK inter", "qk_interaction_share", "{:.3f}"), ("key side", "key_side_moves", "{}"),
+           ("train s", "train_seconds", "{:.0f}")]
 
 
 def summary_table(rows: list[dict], best: str) -> str:

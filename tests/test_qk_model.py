@@ -337,3 +337,26 @@ def test_comparison_finding_reports_the_best_heads_split(qk_result):
     assert f.value == c["interaction_share"]
     assert f"{best['name']} {c['count_share']:.1%} count" in f.sentence
     assert abs(c["count_share"] + c["width_share"] + c["interaction_share"] - 1) < 1e-9
+
+
+def test_comparison_table_script(qk_result, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    q = json.loads(json.dumps(_json(qk_result)))
+    save_json(tmp_path / "m1" / "qk.json", q)
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "comparison_table.py")]
+    out = subprocess.run(script + [str(tmp_path / "m1")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
+    c = best["comparison"]
+    assert f"| m1 | {best['name']} {c['count_share']:.2f} / {c['width_share']:.2f} / " in out.stdout
+    assert "1 models; median interaction share" in out.stdout
+    for h in q["heads"]:
+        h.pop("comparison")
+    save_json(tmp_path / "old" / "qk.json", q)
+    bad = subprocess.run(script + [str(tmp_path / "old")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: old: qk.json has no score decomposition")
+    missing = subprocess.run(script + [str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no qk.json" in missing.stderr and "Traceback" not in missing.stderr
