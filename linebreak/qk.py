@@ -377,7 +377,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
             S = mean_logits(qmap, Km[L], W_Q[h], b_Q[h], W_K[h], b_K[h], rotary)
             summary["comparison"] = twist.score_decomposition(S, i_values, k_values)
             per_head.append(summary)
-            mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h])
+            mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h], S)
     order = sorted(range(len(per_head)), key=lambda j: _rank_key(per_head[j]))
     for r, j in enumerate(order):
         per_head[j]["rank"] = r
@@ -407,16 +407,16 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
     top = [(per_head[j]["layer"], per_head[j]["head"]) for j in shown]
     detail = []
     for L, h in top:
-        (m, qmap, W_Q, b_Q, W_K) = mats[(L, h)]
+        (m, qmap, W_Q, b_Q, W_K, S) = mats[(L, h)]
         Q_thru, K_thru = qmap(W_Q, b_Q), Km[L] @ W_K
         both = np.concatenate([Qm[L] - Qm[L].mean(0), Km[L] - Km[L].mean(0)])
         thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])
-        detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m,
+        detail.append({"name": f"L{L}H{h}", "layer": L, "head": h, "matrices": m, "logits": S,
                        "pca_residual": _pca(both, 3)[1], "pca_qk": _pca(thru, 3)[1]})
 
     best = per_head[lead]
     passing = [per_head[j]["name"] for j in passing_order]
-    _, _, W_Q_b, b_Q_b, W_K_b = mats[(best["layer"], best["head"])]
+    _, _, W_Q_b, b_Q_b, W_K_b, _ = mats[(best["layer"], best["head"])]
     stability = split_half(halves, best, (W_Q_b, b_Q_b, W_K_b), i_values, k_values, tables, cfg, len(ids))
     verdict = {
         "passes": bool(passing),

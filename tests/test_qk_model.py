@@ -215,6 +215,7 @@ def test_cli_qk_and_causal(trained, cli, tmp_path):
     assert "QK twist" in out and (tmp_path / "qk" / "qk.json").is_file()
     assert any(p.suffix == ".html" for p in (tmp_path / "fig").iterdir())
     assert len(list((tmp_path / "fig").glob("qk_matrices_*.png"))) == 2
+    assert len(list((tmp_path / "fig").glob("qk_logits_*.png"))) == 2
     rc, _, err = cli("qk", "--model", root / "model", "--corpus", root / "corpus", "--out", tmp_path / "qk",
                      "--figures", tmp_path / "fig", "--preset", "tiny")
     assert rc == 2 and "--force" in err
@@ -320,6 +321,10 @@ def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
     want = q[b, t] @ (k[b, s1] - k[b, s2]) / np.sqrt(dh)
     assert abs(np.log(pat[b, t, s1] / pat[b, t, s2]) - want) < 1e-3
     # and the analysis reports the split of exactly this matrix
+    for top in qk_result["top"]:  # the detailed heads carry the very matrix their split was taken from
+        split = twist.score_decomposition(top["logits"], i_values, k_values)
+        head = next(x for x in qk_result["heads"] if x["name"] == top["name"])
+        assert split["interaction_share"] == head["comparison"]["interaction_share"]
     got = next(x for x in qk_result["heads"] if x["name"] == f"L{L}H{h}")["comparison"]
     want = twist.score_decomposition(S, i_values, k_values)
     assert {k: v for k, v in got.items() if k != "range"} == pytest.approx(

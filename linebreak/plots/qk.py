@@ -2,6 +2,9 @@
 
 - ``qk_matrices_<head>.png``: the three cosine matrices (through the head's QK, identity, random control)
   with the per-row argmax drawn over each and the diagonal ``k = i`` for reference;
+- ``qk_logits_<head>.png``: the head's mean attention logit over (count, width) and its interaction part
+  (what a twist carries), titled with the count / width / interaction split of
+  :func:`linebreak.twist.score_decomposition`;
 - ``qk_pca_<head>.html`` (+ ``.png``): joint 3-D PCA of count means and width means in the residual stream
   beside the same through the head's ``W_Q`` / ``W_K`` (the twist made visible);
 - ``qk_response.png``: attention to the previous newline against characters remaining, top heads;
@@ -37,6 +40,25 @@ def plot_matrices(top: dict, i_values, k_values, path: Path) -> Path:
         ax.set_ylabel("count i (query side)")
     axes[0].legend(loc="upper left", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.8, label="cosine")
+    return save_png(fig, path)
+
+
+def plot_logits(top: dict, comparison: dict, i_values, k_values, path: Path) -> Path:
+    fig, axes = new_figure(1, 2, figsize=(10, 4.2))
+    i_values, k_values = np.asarray(i_values), np.asarray(k_values)
+    S = _arr(top["logits"])
+    inter = S - S.mean(1, keepdims=True) - S.mean(0, keepdims=True) + S.mean()
+    extent = (k_values[0] - 0.5, k_values[-1] + 0.5, i_values[0] - 0.5, i_values[-1] + 0.5)
+    c = comparison
+    titles = (f"{top['name']} mean logit: count {c['count_share']:.0%}, width {c['width_share']:.0%}",
+              f"interaction (the twist's part): {c['interaction_share']:.1%}")
+    for ax, m, title in zip(axes, (S - S.mean(), inter), titles):
+        v = float(np.nanmax(np.abs(m))) or 1.0
+        im = ax.imshow(m, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-v, vmax=v, extent=extent)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("width k (key side)")
+        ax.set_ylabel("count i (query side)")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="logit - mean")
     return save_png(fig, path)
 
 
@@ -99,6 +121,9 @@ def plot_qk(result: dict, out_dir: str | Path) -> list[Path]:
     for top in result["top"]:
         paths.append(plot_matrices(top, result["i_values"], result["k_values"],
                                    out_dir / f"qk_matrices_{top['name']}.png"))
+        if "logits" in top and "comparison" in by_name[top["name"]]:  # absent in results from before the split
+            paths.append(plot_logits(top, by_name[top["name"]]["comparison"], result["i_values"],
+                                     result["k_values"], out_dir / f"qk_logits_{top['name']}.png"))
         paths += plot_pca(top, result["i_values"], result["k_values"], out_dir / f"qk_pca_{top['name']}.html",
                           out_dir / f"qk_pca_{top['name']}.png")
     paths.append(plot_response([by_name[t["name"]] for t in result["top"]], out_dir / "qk_response.png"))
