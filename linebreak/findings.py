@@ -113,7 +113,7 @@ def qk_findings(q: dict, figs: dict) -> list[Finding]:
            b["identity"]["max_cos"], "raw_max_cos",
            [["identity worse than head", int(v["identity_worse_than_head"]), "==", 1]]),
         _key_side_finding(q, s),
-    ] + ([_comparison_finding(q, s)] if "comparison" in q["heads"][0] else []) + (
+    ] + ([_comparison_finding(q, s, figs)] if "comparison" in q["heads"][0] else []) + (
         [_probe_finding(v["probes"], s)] if v.get("probes") else [])
 
 
@@ -129,7 +129,7 @@ def _probe_finding(p: dict, section: str) -> Finding:
               best_head=p["best_head"])
 
 
-def _comparison_finding(q: dict, section: str) -> Finding:
+def _comparison_finding(q: dict, section: str, figs: dict) -> Finding:
     """How the heads compare count with width: the share of each head's mean attention logit over the
     (count, width) grid that is additive (a count effect plus a width effect) or an interaction (what a twist
     carries, and all the cosine test sees). Reported for the verdict's best head and for the head whose
@@ -150,7 +150,7 @@ def _comparison_finding(q: dict, section: str) -> Finding:
               f"(range {_num(moving['response']['range'], '.2f')}, peak at "
               f"{moving['response']['peak_remaining']} characters remaining) {split(moving)}. The largest "
               f"interaction share of any head is {_num(top['comparison']['interaction_share'], '.1%')} "
-              f"({top['name']}).", best["comparison"]["interaction_share"], None, [],
+              f"({top['name']}).", best["comparison"]["interaction_share"], None, [], figs.get("qk_logits"),
               best_head=best["name"], most_responsive=moving["name"])
 
 
@@ -249,8 +249,11 @@ def _figures(out: Path, res: dict) -> dict:
     if "qk" in res:
         from linebreak.plots.qk import plot_qk
 
-        files = plot_qk(load_json(res["qk"].path / "qk.json"), figdir)
+        q = load_json(res["qk"].path / "qk.json")
+        files = plot_qk(q, figdir)
         figs["qk_matrices"] = next((rel(f) for f in files if "matrices" in str(f)), None)
+        best = f"qk_logits_{q['verdict']['best_head']}.png"
+        figs["qk_logits"] = next((rel(f) for f in files if f.name == best), None)
         figs["qk_pca"] = next((rel(f) for f in files if str(f).endswith(".html")), None)
     if "grok" in res:
         curves = res["grok"].path / "figures" / "grok_curves.png"
