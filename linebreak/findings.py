@@ -141,11 +141,12 @@ def _comparison_finding(q: dict, section: str, figs: dict) -> Finding:
 
     def split(h):
         c = h["comparison"]
-        return (f"{h['name']} {_num(c['count_share'], '.1%')} count, {_num(c['width_share'], '.1%')} width, "
-                f"{_num(c['interaction_share'], '.1%')} interaction")
+        return (f"{h['name']} {_num(c['count_share'], '.1%')} query side (count), {_num(c['width_share'], '.1%')} "
+                f"key side (width), {_num(c['interaction_share'], '.1%')} interaction")
     return _f("qk_comparison", section,
               f"How the heads compare count with width (variance of the mean attention logit over the count x "
-              f"width grid; a twist is all interaction, subtraction on ramps all additive): best twist head "
+              f"width grid; a twist is all interaction, subtraction on ramps all additive, a head gated by what the "
+              f"query alone knows all query side): best twist head "
               f"{split(best)}; the head whose attention to the newline moves most "
               f"(range {_num(moving['response']['range'], '.2f')}, peak at "
               f"{moving['response']['peak_remaining']} characters remaining) {split(moving)}. The largest "

@@ -340,7 +340,7 @@ def test_comparison_finding_reports_the_best_heads_split(qk_result):
     best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
     c = best["comparison"]
     assert f.value == c["interaction_share"]
-    assert f"{best['name']} {c['count_share']:.1%} count" in f.sentence
+    assert f"{best['name']} {c['count_share']:.1%} query side (count), {c['width_share']:.1%} key side" in f.sentence
     assert abs(c["count_share"] + c["width_share"] + c["interaction_share"] - 1) < 1e-9
 
 
