@@ -155,6 +155,14 @@ def pc1_share(X: np.ndarray) -> float:
     return share if share > 0 else float("nan")
 
 
+def two_way_parts(S: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """``S[i, k] = mu + a[i] + b[k] + inter[i, k]``: grand mean, row effects, column effects, interaction."""
+    S = np.asarray(S, dtype=np.float64)
+    mu = float(S.mean())
+    a, b = S.mean(axis=1) - mu, S.mean(axis=0) - mu
+    return mu, a, b, S - mu - a[:, None] - b[None, :]
+
+
 def score_decomposition(S: np.ndarray, i_values: np.ndarray, k_values: np.ndarray) -> dict:
     """How a head compares count ``i`` with width ``k``: its logits ``S [I, K]`` split by two-way ANOVA.
 
@@ -176,9 +184,7 @@ def score_decomposition(S: np.ndarray, i_values: np.ndarray, k_values: np.ndarra
     i_values, k_values = np.asarray(i_values, dtype=np.float64), np.asarray(k_values, dtype=np.float64)
     if S.shape != (len(i_values), len(k_values)):
         raise ValueError(f"S is {S.shape}, expected {(len(i_values), len(k_values))}")
-    mu = S.mean()
-    a, b = S.mean(axis=1) - mu, S.mean(axis=0) - mu
-    inter = S - mu - a[:, None] - b[None, :]
+    mu, a, b, inter = two_way_parts(S)
     parts = {"count": (a**2).sum() * len(k_values), "width": (b**2).sum() * len(i_values),
              "interaction": (inter**2).sum()}
     total = sum(parts.values())

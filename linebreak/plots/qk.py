@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.plots.common import new_figure, save_html, save_png
+from linebreak.twist import two_way_parts
 
 
 def _arr(x) -> np.ndarray:
@@ -47,7 +48,7 @@ def plot_logits(top: dict, comparison: dict, i_values, k_values, path: Path) -> 
     fig, axes = new_figure(1, 2, figsize=(10, 4.2))
     i_values, k_values = np.asarray(i_values), np.asarray(k_values)
     S = _arr(top["logits"])
-    inter = S - S.mean(1, keepdims=True) - S.mean(0, keepdims=True) + S.mean()
+    inter = two_way_parts(S)[3]
     extent = (k_values[0] - 0.5, k_values[-1] + 0.5, i_values[0] - 0.5, i_values[-1] + 0.5)
     c = comparison
     titles = (f"{top['name']} mean logit: count {c['count_share']:.0%}, width {c['width_share']:.0%}",
