@@ -2,7 +2,8 @@
 
     python scripts/comparison_table.py runs/compare/*/ > table.md
 
-Each argument is a folder holding a ``qk.json`` written by ``linebreak qk`` (or the file itself). One
+Each argument is a folder holding a ``qk.json`` written by ``linebreak qk`` (or the file itself; a folder
+named ``qk``, a study's or sweep run's stage, names its row by the run folder above it). One
 markdown row per model: the verdict's best head and the head whose attention to the previous newline moves
 most, each with its split of the mean count x width attention logit into count effect / width effect /
 interaction (:func:`linebreak.twist.score_decomposition`), and the largest interaction share of any head
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             f = path / "qk.json" if path.is_dir() else path
             if not f.is_file():
                 raise UserError(f"no qk.json at {path}")
-            line, n = row(f.parent.name, load_json(f), args.min_range)
+            # a study's or sweep run's stage folder is named qk: name the row by its run instead
+            name = f.parent.parent.name if f.parent.name == "qk" else f.parent.name
+            line, n = row(name, load_json(f), args.min_range)
             lines.append(line)
             nums.append(n)
     except UserError as e:

@@ -358,6 +358,9 @@ def test_comparison_table_script(qk_result, tmp_path):
     c = best["comparison"]
     assert f"| m1 | {best['name']} {c['count_share']:.2f} / {c['width_share']:.2f} / " in out.stdout
     assert "1 models; median interaction share" in out.stdout
+    save_json(tmp_path / "run7" / "qk" / "qk.json", q)  # a study's stage folder: the row takes the run's name
+    staged = subprocess.run(script + [str(tmp_path / "run7" / "qk")], capture_output=True, text=True)
+    assert staged.returncode == 0 and "| run7 | " in staged.stdout
     for h in q["heads"]:
         h.pop("comparison")
     save_json(tmp_path / "old" / "qk.json", q)
