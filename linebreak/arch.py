@@ -113,6 +113,20 @@ def qk_sources(model, layer: int) -> list:
             (att.k_proj, lambda out: {"k": out.unflatten(-1, (Hkv, dh)).repeat_interleave(rep, -2)})]
 
 
+def key_slice(model, layer: int, head: int):
+    """The module whose output holds ``layer``'s keys (before any rotary) and the slice of its last axis that is
+    ``head``'s key, for writing (:func:`qk_sources` reads them). A grouped-query head shares the key of its
+    key/value group (HF ``repeat_kv`` order)."""
+    lay, att = layout(model), attention(model, layer)
+    H, dh = lay.n_heads, lay.d_head
+    if lay.arch == "gpt2":  # c_attn output: [q heads | k heads | v heads]
+        return att.c_attn, slice(H * dh + head * dh, H * dh + (head + 1) * dh)
+    if lay.arch == "neox":  # query_key_value output viewed as [H, (q | k | v), d_head]
+        return att.query_key_value, slice((3 * head + 1) * dh, (3 * head + 2) * dh)
+    g = head // (H // lay.n_kv_heads)
+    return att.k_proj, slice(g * dh, (g + 1) * dh)
+
+
 def qk_weights(model, layer: int):
     """Per-head query and key maps of ``layer`` in TransformerLens layout.
 

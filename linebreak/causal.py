@@ -7,6 +7,9 @@ All checks measure next-token cross-entropy split into positions whose next toke
    the top ``top`` heads together, then, as the control, every other head of the top head's layer one at a
    time. A boundary head should raise the newline loss far more than the other loss, and more than a random
    head of its layer; all heads of the layer together give the scale.
+   **Key ablation**: for the QK-top and the measured boundary head, freeze the head's keys at newline tokens
+   to their mean over newlines, so it can no longer read the width there, and compare the newline-loss rise
+   with removing the head (``key_share``).
 2. **Count-subspace ablation.** At the residual stream entering the top head's layer (``hook_resid_pre``),
    project out the top-``k`` PCA subspace of the per-count means (zero ablation of that subspace, as in the
    paper); compare with ``n_random`` random ``k``-dimensional subspaces.
@@ -112,6 +115,50 @@ def head_ablations(model, ids, newline_id, ranked: list[tuple[int, int]], cfg: C
         "top_newline_specific": bool(top1["d_newline"] > 0
                                      and top1["d_newline"] > 2 * max(top1["d_other"], 0)),
     }
+
+
+def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: dict) -> dict:
+    """Freeze one head's keys at newline tokens to their mean over all newlines of ``ids``: the head still
+    attends, but can no longer read the width of the line a newline ends. A head that compares count with
+    width at the key (a twist, or subtraction with a key-side width) loses its comparison; a head gated by what
+    its query knows does not. Returns the loss deltas against ``base``."""
+    import torch
+
+    total: dict = {"sum": 0.0, "n": 0}
+
+    def collect(k, x):
+        m = x == newline_id
+        total["sum"] = total["sum"] + k[m].double().sum(0)
+        total["n"] += int(m.sum())
+        return k
+
+    with heads.edit_keys(model, layer, head, collect):
+        for s, e in heads.batches(len(ids), cfg.batch_size):
+            heads.forward(model, heads.as_tensor(ids[s:e]), attention=False)
+    mean = (total["sum"] / max(total["n"], 1)).float()
+
+    def freeze(k, x):
+        return torch.where((x == newline_id)[..., None], mean.to(k), k)
+
+    with heads.edit_keys(model, layer, head, freeze):
+        return _delta(base, _eval(model, ids, newline_id, cfg.batch_size))
+
+
+def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict) -> dict:
+    """:func:`key_ablation` of the head each of ``ablations`` (``head_ablation``, ``boundary_head_ablation``)
+    puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from freezing its keys
+    over the rise from removing it (about 1 for a head whose effect runs through the width at the key)."""
+    out = {}
+    for a in ablations.values():
+        name = a["top_head"]
+        if name in out:
+            continue
+        L, h = (int(x) for x in name[1:].split("H"))
+        k = key_ablation(model, ids, newline_id, L, h, cfg, base)
+        d_head = a["top"]["d_newline"]
+        out[name] = {**k, "head_d_newline": d_head,
+                     "key_share": k["d_newline"] / d_head if d_head > 1e-9 else float("nan")}
+    return out
 
 
 def boundary_ranking(qk_result: dict) -> list[tuple[int, int]]:
@@ -323,6 +370,8 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     res["head_ablation"] = head_ablations(model, ids, nl, ranked, cfg, base)
     boundary = boundary_ranking(qk_result)
     res["boundary_head_ablation"] = head_ablations(model, ids, nl, boundary, cfg, base)
+    res["key_ablation"] = key_ablations(model, ids, nl, {k: res[k] for k in ("boundary_head_ablation",
+                                                                              "head_ablation")}, cfg, base)
     steps.update()
     counts, means = count_means(model, ids, lab, layer, cfg)
     if len(counts) < 3:

@@ -186,6 +186,8 @@ def causal_findings(c: dict, figs: dict) -> list[Finding]:
                         f"random head of the same layer ({h['random_head']}) raises newline loss by "
                         f"{(h['random'] or {}).get('d_newline', float('nan')):+.4f}.", h["top"]["d_newline"], None,
                         [["top head beats random head", int(h["top_beats_random"]), "==", 1]]))
+    if c.get("key_ablation"):
+        heads.append(_key_ablation_finding(c, s))
     return heads + [
         _f("subspace_ablation", s, f"Ablating the top-{sub['dim']} PCA subspace of the count means at layer "
            f"{sub['layer']} raises newline loss by {sub['count_subspace']['d_newline']:+.4f} and other loss by "
@@ -200,6 +202,20 @@ def causal_findings(c: dict, figs: dict) -> list[Finding]:
            f"{100 * pat['monotone_fraction']:.0f} %).",
            pat["spearman"], None, [["spearman", pat["spearman"], ">=", 0.8]]),
     ]
+
+
+def _key_ablation_finding(c: dict, section: str) -> Finding:
+    """Does the boundary head's effect run through the width at the key? Its newline keys frozen to their mean,
+    against the head removed (descriptive: a twisting head would lose most of its effect)."""
+    name = c["boundary_head_ablation"]["top_head"]
+    k = c["key_ablation"][name]
+    parts = [f"{n} {_num(v['d_newline'], '+.4f')} nats against {_num(v['head_d_newline'], '+.4f')} for removing it"
+             for n, v in c["key_ablation"].items()]
+    return _f("key_ablation", section, "Freezing a head's keys at newlines to their mean (it still attends, but "
+              "cannot read the width of the line a newline ends) raises newline loss by: " + "; ".join(parts) +
+              f". Share of the measured boundary head's effect that runs through the width at its key: "
+              f"{_num(k['key_share'], '.2f', 'n/a')}.", k["d_newline"], None, [], head=name,
+              key_share=k["key_share"])
 
 
 def grok_findings(g: dict, figs: dict) -> list[Finding]:

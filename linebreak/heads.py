@@ -118,6 +118,29 @@ def ablate_heads(model, layer: int, heads, mean_z=None):
 
 
 @contextmanager
+def edit_keys(model, layer: int, head: int, fn):
+    """Replace ``head``'s keys in ``layer`` by ``fn(k, input_ids)`` inside the forward pass (``k [B, T, d_head]``,
+    before any rotary; ``input_ids [B, T]`` the batch being run, so that ``fn`` can pick token positions)."""
+    module, sl = arch.key_slice(model, layer, head)
+    batch: dict = {}
+
+    def grab(m, args, kwargs):
+        batch["ids"] = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+
+    def edit(m, args, out):
+        out = out.clone()
+        out[..., sl] = fn(out[..., sl], batch["ids"])
+        return out
+
+    handles = [model.register_forward_pre_hook(grab, with_kwargs=True), module.register_forward_hook(edit)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
 def edit_resid_pre(model, layer: int, fn):
     """Replace the residual stream entering block ``layer`` by ``fn(x)`` (``x [B, T, d_model]``)."""
     block = arch.blocks(model)[arch.check_layer(model, layer)]

@@ -163,3 +163,33 @@ def test_attention_only_models(kind, tmp_path):
         torch.testing.assert_close(again(ids).logits, model.eval()(ids).logits)
     with pytest.raises(Err, match="d_mlp"):
         build_model(ModelConfig(d_mlp=-1), VOCAB, 0)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
+def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
+    """The slice arch.key_slice names is the key qk_sources reads for that head; editing it through
+    heads.edit_keys changes that head's attention pattern (and any head sharing its key group) and no other."""
+    from linebreak import heads
+
+    model = tiny_model(kind)
+    ids = torch.randint(2, VOCAB, (2, 12))
+    layer = 1
+    seen = {}
+    for module, extract in arch.qk_sources(model, layer):
+        h1 = module.register_forward_hook(lambda m, i, o, f=extract: seen.update(f(o)))
+        h2 = module.register_forward_hook(lambda m, i, o, M=module: seen.__setitem__(id(M), o))
+        with torch.no_grad():
+            model(ids)
+        h1.remove()
+        h2.remove()
+    H = arch.layout(model).n_heads
+    for h in range(H):
+        module, sl = arch.key_slice(model, layer, h)
+        torch.testing.assert_close(seen[id(module)][..., sl], seen["k"][..., h, :])
+
+    base = heads.forward(model, ids)["pattern"][layer]
+    with heads.edit_keys(model, layer, 2, lambda k, x: torch.zeros_like(k) + (x[..., None] == ids[0, 0])):
+        edited = heads.forward(model, ids)["pattern"][layer]
+    changed = [h for h in range(H) if not torch.allclose(edited[:, h], base[:, h])]
+    shared = [2, 3] if kind == "llama" else [2]  # Llama here has 2 key groups of 2 heads
+    assert changed == shared

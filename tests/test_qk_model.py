@@ -177,6 +177,9 @@ def test_causal_checks(trained, qk_result):
     top = res["boundary_head_ablation"]["top_head"]
     assert top == f"L{boundary_ranking(qk_result)[0][0]}H{boundary_ranking(qk_result)[0][1]}"
     assert ranges[top] == max(r for r in ranges.values() if np.isfinite(r))
+    ka = res["key_ablation"]
+    assert set(ka) == {ha["top_head"], top}
+    assert ka[top]["head_d_newline"] == res["boundary_head_ablation"]["top"]["d_newline"]
     sa = res["subspace_ablation"]
     assert sa["dim"] <= CAUSAL_PRESETS["tiny"].subspace_dim and len(sa["random_subspaces"]) == 2
     assert 0 < sa["variance_explained"] <= 1
@@ -368,3 +371,33 @@ def test_comparison_table_script(qk_result, tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: old: qk.json has no score decomposition")
     missing = subprocess.run(script + [str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no qk.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_key_ablation_freezes_the_heads_newline_keys(trained):
+    """With one head's keys at newlines frozen to their mean, that head (GPT-2: no rotary) gives every earlier
+    newline the same logit, so a query's attention to two previous newlines is equal; the loss change is
+    reported beside the head's whole ablation."""
+    from linebreak import qk
+    from linebreak.causal import key_ablation, key_ablations
+
+    _, model, corpus = trained
+    cfg = CAUSAL_PRESETS["tiny"]
+    ids, lab = qk.select_docs(corpus, cfg.split, cfg.n_docs)
+    nl = corpus.newline_id
+    L, h = 1, 2
+    x = heads.as_tensor(ids[:8])
+    b, t = next((b, t) for b, t in np.argwhere(lab["query"][:8]) if (ids[b, :t] == nl).sum() >= 2)
+    first, second = np.nonzero(ids[b, :t] == nl)[0][:2]
+    with heads.edit_keys(model, L, h, lambda k, xx: torch.where((xx == nl)[..., None], k.mean((0, 1)), k)):
+        pat = heads.forward(model, x)["pattern"][L][b, h, t]
+    assert abs(float(pat[first] - pat[second])) < 1e-6
+    base_pat = heads.forward(model, x)["pattern"][L][b, h, t]
+    assert abs(float(base_pat[first] - base_pat[second])) > 1e-6  # the edit is what made them equal
+
+    from linebreak.causal import _eval
+    base = _eval(model, ids, nl, cfg.batch_size)
+    k = key_ablation(model, ids, nl, L, h, cfg, base)
+    assert np.isfinite(k["d_newline"]) and k["newline_loss"] != base["newline_loss"]
+    fake = {"top_head": f"L{L}H{h}", "top": {"d_newline": 0.5}}
+    both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base)
+    assert list(both) == [f"L{L}H{h}"] and both[f"L{L}H{h}"]["key_share"] == pytest.approx(k["d_newline"] / 0.5)
