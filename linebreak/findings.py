@@ -212,7 +212,7 @@ def _key_ablation_finding(c: dict, section: str) -> Finding:
     parts = [f"{n} {_num(v['d_newline'], '+.4f')} nats against {_num(v['head_d_newline'], '+.4f')} for removing it"
              for n, v in c["key_ablation"].items()]
     return _f("key_ablation", section, "Freezing a head's keys at newlines to their mean (it still attends, but "
-              "cannot read the width of the line a newline ends) raises newline loss by: " + "; ".join(parts) +
+              "cannot read the width of the line a newline ends) changes newline loss by: " + "; ".join(parts) +
               f". Share of the measured boundary head's effect that runs through the width at its key: "
               f"{_num(k['key_share'], '.2f', 'n/a')}.", k["d_newline"], None, [], head=name,
               key_share=k["key_share"])
