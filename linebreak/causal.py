@@ -144,10 +144,13 @@ def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: Causal
         return _delta(base, _eval(model, ids, newline_id, cfg.batch_size))
 
 
-def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict) -> dict:
+def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict,
+                  comparisons: dict | None = None) -> dict:
     """:func:`key_ablation` of the head each of ``ablations`` (``head_ablation``, ``boundary_head_ablation``)
     puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from freezing its keys
-    over the rise from removing it (about 1 for a head whose effect runs through the width at the key)."""
+    over the rise from removing it (about 1 for a head whose effect runs through the width at the key). The
+    head's logit split from the QK stage (``comparisons``: name -> ``comparison``) is copied beside it."""
+    comparisons = comparisons or {}
     out = {}
     for a in ablations.values():
         name = a["top_head"]
@@ -157,7 +160,8 @@ def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfi
         k = key_ablation(model, ids, newline_id, L, h, cfg, base)
         d_head = a["top"]["d_newline"]
         out[name] = {**k, "head_d_newline": d_head,
-                     "key_share": k["d_newline"] / d_head if d_head > 1e-9 else float("nan")}
+                     "key_share": k["d_newline"] / d_head if d_head > 1e-9 else float("nan"),
+                     "comparison": comparisons.get(name)}
     return out
 
 
@@ -371,7 +375,8 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     boundary = boundary_ranking(qk_result)
     res["boundary_head_ablation"] = head_ablations(model, ids, nl, boundary, cfg, base)
     res["key_ablation"] = key_ablations(model, ids, nl, {k: res[k] for k in ("boundary_head_ablation",
-                                                                              "head_ablation")}, cfg, base)
+                                                                              "head_ablation")}, cfg, base,
+                                        {h["name"]: h.get("comparison") for h in qk_result["heads"]})
     steps.update()
     counts, means = count_means(model, ids, lab, layer, cfg)
     if len(counts) < 3:

@@ -1,6 +1,7 @@
 """Tabulate how the heads of many analysed models compare count with width (``comparison`` in qk.json).
 
     python scripts/comparison_table.py runs/compare/*/ > table.md
+    python scripts/comparison_table.py --causal runs/keyabl/*/ > key_ablation.md
 
 Each argument is a folder holding a ``qk.json`` written by ``linebreak qk`` (or the file itself; a folder
 named ``qk``, a study's or sweep run's stage, names its row by the run folder above it). One
@@ -8,6 +9,10 @@ markdown row per model: the verdict's best head and the head whose attention to 
 most, each with its split of the mean count x width attention logit into count effect / width effect /
 interaction (:func:`linebreak.twist.score_decomposition`), and the largest interaction share of any head
 whose attention to the newline moves by at least ``--min-range``. A last line gives the medians over the rows.
+
+With ``--causal`` the folders hold ``causal.json`` (``linebreak causal``) instead: one row per model and
+key-ablated head (the measured boundary head first), with the newline-loss change from removing the head, from
+freezing its keys at newlines, their ratio (``key_share``) and the head's logit split.
 """
 
 from __future__ import annotations
@@ -48,33 +53,67 @@ def row(name: str, q: dict, min_range: float) -> tuple[str, dict]:
     return "| " + " | ".join(cells) + " |", nums
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("paths", nargs="+", type=Path, help="folders holding qk.json (or qk.json files)")
-    p.add_argument("--min-range", type=float, default=0.05,
-                   help="attention range to the newline a head needs to count as live (default 0.05)")
-    args = p.parse_args(argv)
-    try:
-        lines = ["| model | best twist head: count / width / interaction | most responsive head | its range | "
-                 "its peak (chars left) | largest interaction among live heads | twist verdict |",
-                 "|---|---|---|---|---|---|---|"]
-        nums = []
-        for path in args.paths:
-            f = path / "qk.json" if path.is_dir() else path
-            if not f.is_file():
-                raise UserError(f"no qk.json at {path}")
-            # a study's or sweep run's stage folder is named qk: name the row by its run instead
-            name = f.parent.parent.name if f.parent.name == "qk" else f.parent.name
-            line, n = row(name, load_json(f), args.min_range)
-            lines.append(line)
-            nums.append(n)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def causal_rows(name: str, c: dict) -> list[str]:
+    """One markdown row per key-ablated head of one model's causal.json."""
+    if "key_ablation" not in c:
+        raise UserError(f"{name}: causal.json has no key ablation; rerun linebreak causal")
+    out = []
+    for head, k in c["key_ablation"].items():
+        role = "boundary" if head == c["boundary_head_ablation"]["top_head"] else "QK top"
+        split = k.get("comparison")
+        split = (f"{split['count_share']:.2f} / {split['width_share']:.2f} / {split['interaction_share']:.3f}"
+                 if split else "-")
+        share = "-" if k["key_share"] is None else f"{k['key_share']:+.2f}"
+        out.append(f"| {name} | {head} ({role}) | {k['head_d_newline']:+.3f} | {k['d_newline']:+.3f} | {share} | "
+                   f"{split} |")
+    return out
+
+
+def _json_in(path: Path, file: str) -> tuple[str, dict]:
+    """The named JSON in ``path`` (or ``path`` itself), and the row name: its folder, or the run above a stage
+    folder named like the file (``qk/qk.json``, ``causal/causal.json``)."""
+    f = path / file if path.is_dir() else path
+    if not f.is_file():
+        raise UserError(f"no {file} at {path}")
+    stage = file.removesuffix(".json")
+    return (f.parent.parent.name if f.parent.name == stage else f.parent.name), load_json(f)
+
+
+def comparison_table(paths: list[Path], min_range: float) -> str:
+    """The qk.json table and its medians line."""
+    lines = ["| model | best twist head: count / width / interaction | most responsive head | its range | "
+             "its peak (chars left) | largest interaction among live heads | twist verdict |",
+             "|---|---|---|---|---|---|---|"]
+    nums = []
+    for path in paths:
+        line, n = row(*_json_in(path, "qk.json"), min_range)
+        lines.append(line)
+        nums.append(n)
     med = {k: float(np.median([n[k] for n in nums])) for k in nums[0]}
     lines += ["", f"{len(nums)} models; median interaction share: best head {med['best']:.3f}, most responsive head "
               f"{med['moving']:.3f}, largest among live heads {med['top']:.3f}."]
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def key_ablation_table(paths: list[Path]) -> str:
+    """The causal.json table: one row per key-ablated head."""
+    rows = [r for path in paths for r in causal_rows(*_json_in(path, "causal.json"))]
+    return "\n".join(["| model | head | newline loss: remove head | freeze its newline keys | key share | "
+                      "its logit: query / key / interaction |", "|---|---|---|---|---|---|"] + rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", type=Path, help="folders holding qk.json (or causal.json with --causal)")
+    p.add_argument("--min-range", type=float, default=0.05,
+                   help="attention range to the newline a head needs to count as live (default 0.05)")
+    p.add_argument("--causal", action="store_true", help="tabulate the key ablation of causal.json files")
+    args = p.parse_args(argv)
+    try:
+        print(key_ablation_table(args.paths) if args.causal else comparison_table(args.paths, args.min_range))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

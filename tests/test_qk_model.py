@@ -153,9 +153,15 @@ def test_full_subspace_ablation_is_zeroing(trained):
     assert not torch.allclose(a, plain, atol=1e-3)
 
 
-def test_causal_checks(trained, qk_result):
+@pytest.fixture(scope="module")
+def causal_result(trained, qk_result):
     _, model, corpus = trained
-    res = causal_checks(model, corpus, qk_result, CAUSAL_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+    return causal_checks(model, corpus, qk_result, CAUSAL_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+
+
+def test_causal_checks(trained, qk_result, causal_result):
+    _, model, corpus = trained
+    res = causal_result
     ha = res["head_ablation"]
     base = res["baseline"]
     # removing every head of every layer leaves the model blind to context: its loss must rise
@@ -179,6 +185,7 @@ def test_causal_checks(trained, qk_result):
     assert ranges[top] == max(r for r in ranges.values() if np.isfinite(r))
     ka = res["key_ablation"]
     assert set(ka) == {ha["top_head"], top}
+    assert ka[top]["comparison"] == next(h for h in qk_result["heads"] if h["name"] == top)["comparison"]
     assert ka[top]["head_d_newline"] == res["boundary_head_ablation"]["top"]["d_newline"]
     sa = res["subspace_ablation"]
     assert sa["dim"] <= CAUSAL_PRESETS["tiny"].subspace_dim and len(sa["random_subspaces"]) == 2
@@ -401,3 +408,23 @@ def test_key_ablation_freezes_the_heads_newline_keys(trained):
     fake = {"top_head": f"L{L}H{h}", "top": {"d_newline": 0.5}}
     both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base)
     assert list(both) == [f"L{L}H{h}"] and both[f"L{L}H{h}"]["key_share"] == pytest.approx(k["d_newline"] / 0.5)
+
+
+def test_key_ablation_table_script(causal_result, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    c = json.loads(json.dumps(_json(causal_result)))
+    save_json(tmp_path / "run3" / "causal" / "causal.json", c)
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "comparison_table.py"), "--causal"]
+    out = subprocess.run(script + [str(tmp_path / "run3" / "causal")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    top = c["boundary_head_ablation"]["top_head"]
+    k = c["key_ablation"][top]
+    assert f"| run3 | {top} (boundary) | {k['head_d_newline']:+.3f} | {k['d_newline']:+.3f} |" in out.stdout
+    assert len(out.stdout.strip().splitlines()) == 2 + len(c["key_ablation"])
+    c.pop("key_ablation")
+    save_json(tmp_path / "old" / "causal.json", c)
+    bad = subprocess.run(script + [str(tmp_path / "old")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no key ablation" in bad.stderr and "Traceback" not in bad.stderr
