@@ -7,9 +7,9 @@ All checks measure next-token cross-entropy split into positions whose next toke
    the top ``top`` heads together, then, as the control, every other head of the top head's layer one at a
    time. A boundary head should raise the newline loss far more than the other loss, and more than a random
    head of its layer; all heads of the layer together give the scale.
-   **Key ablation**: for the QK-top and the measured boundary head, freeze the head's keys at newline tokens
-   to their mean over newlines, so it can no longer read the width there, and compare the newline-loss rise
-   with removing the head (``key_share``).
+   **Key ablation**: for the QK-top and the measured boundary head, set the head's keys at newline tokens
+   to their mean over newlines, or to the key of a random other newline, so it can no longer read the width
+   there, and compare the newline-loss rise with removing the head (``key_share``).
 2. **Count-subspace ablation.** At the residual stream entering the top head's layer (``hook_resid_pre``),
    project out the top-``k`` PCA subspace of the per-count means (zero ablation of that subspace, as in the
    paper); compare with ``n_random`` random ``k``-dimensional subspaces.
@@ -117,39 +117,58 @@ def head_ablations(model, ids, newline_id, ranked: list[tuple[int, int]], cfg: C
     }
 
 
-def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: dict) -> dict:
-    """Freeze one head's keys at newline tokens to their mean over all newlines of ``ids``: the head still
-    attends, but can no longer read the width of the line a newline ends. A head that compares count with
-    width at the key (a twist, or subtraction with a key-side width) loses its comparison; a head gated by what
-    its query knows does not. Returns the loss deltas against ``base``."""
+def resample_rows(k, mask, pool, gen):
+    """``k [..., d]`` with every row where ``mask`` holds replaced by a row of ``pool [N, d]`` drawn uniformly
+    (``gen``: a seeded torch generator); the other rows unchanged."""
     import torch
 
-    total: dict = {"sum": 0.0, "n": 0}
+    k = k.clone()
+    k[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)].to(k)
+    return k
+
+
+def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: dict) -> dict:
+    """Take away what one head's keys at newline tokens say about their line, two ways: ``mean`` sets each to
+    the mean newline key of ``ids``; ``resample`` to the key of a newline drawn at random from ``ids`` (seeded;
+    a real key, so the head stays on its input distribution, but one from another line, mostly another
+    document). The head still attends, but can no longer read the width of the line a newline ends. A head
+    that compares count with width at the key (a twist, or subtraction with a key-side width) loses its
+    comparison; a head gated by what its query knows does not. Returns the loss deltas against ``base``."""
+    import torch
+
+    pool: list = []
 
     def collect(k, x):
-        m = x == newline_id
-        total["sum"] = total["sum"] + k[m].double().sum(0)
-        total["n"] += int(m.sum())
+        pool.append(k[x == newline_id].clone())
         return k
 
     with heads.edit_keys(model, layer, head, collect):
         for s, e in heads.batches(len(ids), cfg.batch_size):
             heads.forward(model, heads.as_tensor(ids[s:e]), attention=False)
-    mean = (total["sum"] / max(total["n"], 1)).float()
+    keys = torch.cat(pool)
+    mean = keys.double().mean(0).float()
+    gen = torch.Generator().manual_seed(cfg.seed)
 
-    def freeze(k, x):
+    def frozen(k, x):
         return torch.where((x == newline_id)[..., None], mean.to(k), k)
 
-    with heads.edit_keys(model, layer, head, freeze):
-        return _delta(base, _eval(model, ids, newline_id, cfg.batch_size))
+    def resampled(k, x):
+        return resample_rows(k, x == newline_id, keys, gen)
+
+    out = {}
+    for name, fn in (("mean", frozen), ("resample", resampled)):
+        with heads.edit_keys(model, layer, head, fn):
+            out[name] = _delta(base, _eval(model, ids, newline_id, cfg.batch_size))
+    return out
 
 
 def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict,
                   comparisons: dict | None = None) -> dict:
     """:func:`key_ablation` of the head each of ``ablations`` (``head_ablation``, ``boundary_head_ablation``)
-    puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from freezing its keys
-    over the rise from removing it (about 1 for a head whose effect runs through the width at the key). The
-    head's logit split from the QK stage (``comparisons``: name -> ``comparison``) is copied beside it."""
+    puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from each key
+    ablation over the rise from removing the head (about 1 for a head whose effect runs through the width at
+    the key; nan when removing the head does not raise it). The head's logit split from the QK stage
+    (``comparisons``: name -> ``comparison``) is copied beside it."""
     comparisons = comparisons or {}
     out = {}
     for a in ablations.values():
@@ -160,7 +179,7 @@ def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfi
         k = key_ablation(model, ids, newline_id, L, h, cfg, base)
         d_head = a["top"]["d_newline"]
         out[name] = {**k, "head_d_newline": d_head,
-                     "key_share": k["d_newline"] / d_head if d_head > 1e-9 else float("nan"),
+                     "key_share": {m: k[m]["d_newline"] / d_head if d_head > 1e-9 else float("nan") for m in k},
                      "comparison": comparisons.get(name)}
     return out
 

@@ -205,17 +205,20 @@ def causal_findings(c: dict, figs: dict) -> list[Finding]:
 
 
 def _key_ablation_finding(c: dict, section: str) -> Finding:
-    """Does the boundary head's effect run through the width at the key? Its newline keys frozen to their mean,
-    against the head removed (descriptive: a twisting head would lose most of its effect)."""
+    """Does the boundary head's effect run through the width at the key? Its newline keys set to their mean or
+    resampled from other newlines, against the head removed (descriptive: a twisting head would lose most of
+    its effect)."""
     name = c["boundary_head_ablation"]["top_head"]
     k = c["key_ablation"][name]
-    parts = [f"{n} {_num(v['d_newline'], '+.4f')} nats against {_num(v['head_d_newline'], '+.4f')} for removing it"
+    parts = [f"{n} {_num(v['mean']['d_newline'], '+.4f')} (mean) and {_num(v['resample']['d_newline'], '+.4f')} "
+             f"(resampled) nats against {_num(v['head_d_newline'], '+.4f')} for removing it"
              for n, v in c["key_ablation"].items()]
-    return _f("key_ablation", section, "Freezing a head's keys at newlines to their mean (it still attends, but "
-              "cannot read the width of the line a newline ends) changes newline loss by: " + "; ".join(parts) +
-              f". Share of the measured boundary head's effect that runs through the width at its key: "
-              f"{_num(k['key_share'], '.2f', 'n/a')}.", k["d_newline"], None, [], head=name,
-              key_share=k["key_share"])
+    return _f("key_ablation", section, "Taking away what a head's keys at newlines say about their line (each set "
+              "to the mean newline key, or to the key of a random other newline; the head still attends) changes "
+              "newline loss by: " + "; ".join(parts) + ". Share of the measured boundary head's effect that runs "
+              f"through its keys at newlines: {_num(k['key_share']['mean'], '.2f', 'n/a')} (mean), "
+              f"{_num(k['key_share']['resample'], '.2f', 'n/a')} (resampled).", k["resample"]["d_newline"], None,
+              [], head=name, key_share=k["key_share"])
 
 
 def grok_findings(g: dict, figs: dict) -> list[Finding]:

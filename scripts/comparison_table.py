@@ -11,8 +11,8 @@ interaction (:func:`linebreak.twist.score_decomposition`), and the largest inter
 whose attention to the newline moves by at least ``--min-range``. A last line gives the medians over the rows.
 
 With ``--causal`` the folders hold ``causal.json`` (``linebreak causal``) instead: one row per model and
-key-ablated head (the measured boundary head first), with the newline-loss change from removing the head, from
-freezing its keys at newlines, their ratio (``key_share``) and the head's logit split.
+key-ablated head (the measured boundary head first), with the newline-loss change from removing the head and
+from each key ablation at newlines (mean, resampled), their ratios (``key_share``) and the head's logit split.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ def causal_rows(name: str, c: dict) -> list[str]:
         split = k.get("comparison")
         split = (f"{split['count_share']:.2f} / {split['width_share']:.2f} / {split['interaction_share']:.3f}"
                  if split else "-")
-        share = "-" if k["key_share"] is None else f"{k['key_share']:+.2f}"
-        out.append(f"| {name} | {head} ({role}) | {k['head_d_newline']:+.3f} | {k['d_newline']:+.3f} | {share} | "
-                   f"{split} |")
+        share = " / ".join("-" if k["key_share"][m] is None else f"{k['key_share'][m]:+.2f}"
+                           for m in ("mean", "resample"))
+        out.append(f"| {name} | {head} ({role}) | {k['head_d_newline']:+.3f} | {k['mean']['d_newline']:+.3f} / "
+                   f"{k['resample']['d_newline']:+.3f} | {share} | {split} |")
     return out
 
 
@@ -98,8 +99,9 @@ def comparison_table(paths: list[Path], min_range: float) -> str:
 def key_ablation_table(paths: list[Path]) -> str:
     """The causal.json table: one row per key-ablated head."""
     rows = [r for path in paths for r in causal_rows(*_json_in(path, "causal.json"))]
-    return "\n".join(["| model | head | newline loss: remove head | freeze its newline keys | key share | "
-                      "its logit: query / key / interaction |", "|---|---|---|---|---|---|"] + rows)
+    return "\n".join(["| model | head | newline loss: remove head | its newline keys: mean / resampled | "
+                      "key share: mean / resampled | its logit: query / key / interaction |",
+                      "|---|---|---|---|---|---|"] + rows)
 
 
 def main(argv: list[str] | None = None) -> int:

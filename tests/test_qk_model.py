@@ -404,10 +404,27 @@ def test_key_ablation_freezes_the_heads_newline_keys(trained):
     from linebreak.causal import _eval
     base = _eval(model, ids, nl, cfg.batch_size)
     k = key_ablation(model, ids, nl, L, h, cfg, base)
-    assert np.isfinite(k["d_newline"]) and k["newline_loss"] != base["newline_loss"]
+    for m in ("mean", "resample"):
+        assert np.isfinite(k[m]["d_newline"]) and k[m]["newline_loss"] != base["newline_loss"]
+    assert k == key_ablation(model, ids, nl, L, h, cfg, base)  # the resampling is seeded
     fake = {"top_head": f"L{L}H{h}", "top": {"d_newline": 0.5}}
     both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base)
-    assert list(both) == [f"L{L}H{h}"] and both[f"L{L}H{h}"]["key_share"] == pytest.approx(k["d_newline"] / 0.5)
+    assert list(both) == [f"L{L}H{h}"]
+    assert both[f"L{L}H{h}"]["key_share"] == pytest.approx({m: k[m]["d_newline"] / 0.5 for m in k})
+
+
+def test_resample_rows_draws_pool_rows_at_masked_positions_only():
+    from linebreak.causal import resample_rows
+
+    k = torch.randn(3, 7, 4)
+    mask = torch.zeros(3, 7, dtype=torch.bool)
+    mask[0, 2] = mask[1, 5] = mask[2, 0] = True
+    pool = torch.randn(5, 4)
+    out = resample_rows(k, mask, pool, torch.Generator().manual_seed(0))
+    assert torch.equal(out[~mask], k[~mask])
+    assert all(any(torch.equal(r, p) for p in pool) for r in out[mask])
+    again = resample_rows(k, mask, pool, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
 
 
 def test_key_ablation_table_script(causal_result, tmp_path):
@@ -422,7 +439,8 @@ def test_key_ablation_table_script(causal_result, tmp_path):
     assert out.returncode == 0, out.stderr
     top = c["boundary_head_ablation"]["top_head"]
     k = c["key_ablation"][top]
-    assert f"| run3 | {top} (boundary) | {k['head_d_newline']:+.3f} | {k['d_newline']:+.3f} |" in out.stdout
+    assert (f"| run3 | {top} (boundary) | {k['head_d_newline']:+.3f} | {k['mean']['d_newline']:+.3f} / "
+            f"{k['resample']['d_newline']:+.3f} |") in out.stdout
     assert len(out.stdout.strip().splitlines()) == 2 + len(c["key_ablation"])
     c.pop("key_ablation")
     save_json(tmp_path / "old" / "causal.json", c)

@@ -55,7 +55,8 @@ def print_table(res: dict) -> None:
         row(f"ablate random {ha['random_head']}", ha["random"])
     row("ablate all heads of layer", ha["all_heads_of_layer"])
     for name, k in res.get("key_ablation", {}).items():
-        row(f"freeze {name}'s newline keys", k)
+        row(f"{name}: mean newline keys", k["mean"])
+        row(f"{name}: resampled newline keys", k["resample"])
     sa = res["subspace_ablation"]
     row(f"count subspace L{sa['layer']} ({sa['dim']}-d)", sa["count_subspace"])
     rm = sa["random_mean"]
