@@ -9,7 +9,8 @@ All checks measure next-token cross-entropy split into positions whose next toke
    head of its layer; all heads of the layer together give the scale.
    **Key ablation**: for the QK-top and the measured boundary head, set the head's keys at newline tokens
    to their mean over newlines, or to the key of a random other newline, so it can no longer read the width
-   there, and compare the newline-loss rise with removing the head (``key_share``).
+   there, or to the key of a random newline ending a line of the same length (the width kept, the rest
+   changed), and compare each newline-loss rise with removing the head (``key_share``).
 2. **Count-subspace ablation.** At the residual stream entering the top head's layer (``hook_resid_pre``),
    project out the top-``k`` PCA subspace of the per-count means (zero ablation of that subspace, as in the
    paper); compare with ``n_random`` random ``k``-dimensional subspaces.
@@ -117,35 +118,61 @@ def head_ablations(model, ids, newline_id, ranked: list[tuple[int, int]], cfg: C
     }
 
 
-def resample_rows(k, mask, pool, gen):
+def resample_rows(k, mask, pool, gen, groups=None, pool_groups=None):
     """``k [..., d]`` with every row where ``mask`` holds replaced by a row of ``pool [N, d]`` drawn uniformly
-    (``gen``: a seeded torch generator); the other rows unchanged."""
+    (``gen``: a seeded torch generator); the other rows unchanged. With ``groups`` (same shape as ``mask``) and
+    ``pool_groups [N]``, each row is drawn from the pool rows of its own group (a row whose group the pool
+    lacks keeps its own value)."""
     import torch
 
     k = k.clone()
-    k[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)].to(k)
+    if groups is None:
+        k[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)].to(k)
+        return k
+    for g in torch.unique(groups[mask]).tolist():
+        rows, choices = mask & (groups == g), torch.nonzero(pool_groups == g)[:, 0]
+        if len(choices):
+            k[rows] = pool[choices[torch.randint(len(choices), (int(rows.sum()),), generator=gen)]].to(k)
     return k
 
 
-def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: dict) -> dict:
-    """Take away what one head's keys at newline tokens say about their line, two ways: ``mean`` sets each to
-    the mean newline key of ``ids``; ``resample`` to the key of a newline drawn at random from ``ids`` (seeded;
-    a real key, so the head stays on its input distribution, but one from another line, mostly another
-    document). The head still attends, but can no longer read the width of the line a newline ends. A head
-    that compares count with width at the key (a twist, or subtraction with a key-side width) loses its
-    comparison; a head gated by what its query knows does not. Returns the loss deltas against ``base``."""
+def _line_lengths(x, newline_id: int, token_lengths: np.ndarray):
+    """The length of the line each newline of ``x [B, T]`` ends (-1 elsewhere), as a tensor like ``x``."""
+    import torch
+
+    from linebreak.corpus.labels import labels_for_split
+
+    ids = x.numpy()
+    lab = labels_for_split(ids, np.zeros(len(ids)), token_lengths, newline_id)
+    return torch.as_tensor(lab["line_len"])
+
+
+def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: dict,
+                 token_lengths: np.ndarray) -> dict:
+    """Take away what one head's keys at newline tokens say about their line, three ways: ``mean`` sets each
+    to the mean newline key of ``ids``; ``resample`` to the key of a newline drawn at random from ``ids``
+    (seeded; a real key, so the head stays on its input distribution, but one from another line, mostly
+    another document); ``resample_same_length`` to the key of a random newline that ends a line of the *same
+    length* (everything but the width changes). The head still attends; after the first two it can no longer
+    read the width of the line a newline ends, after the third it can. A head that compares count with width at
+    the key (a twist, or subtraction with a key-side width) loses its comparison to the first two and keeps
+    it under the third; a head gated by what its query knows loses nothing. Returns the loss deltas against
+    ``base``."""
     import torch
 
     pool: list = []
+    pool_len: list = []
 
     def collect(k, x):
-        pool.append(k[x == newline_id].clone())
+        m = x == newline_id
+        pool.append(k[m].clone())
+        pool_len.append(_line_lengths(x, newline_id, token_lengths)[m])
         return k
 
     with heads.edit_keys(model, layer, head, collect):
         for s, e in heads.batches(len(ids), cfg.batch_size):
             heads.forward(model, heads.as_tensor(ids[s:e]), attention=False)
-    keys = torch.cat(pool)
+    keys, key_len = torch.cat(pool), torch.cat(pool_len)
     mean = keys.double().mean(0).float()
     gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -155,15 +182,18 @@ def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: Causal
     def resampled(k, x):
         return resample_rows(k, x == newline_id, keys, gen)
 
+    def same_length(k, x):
+        return resample_rows(k, x == newline_id, keys, gen, _line_lengths(x, newline_id, token_lengths), key_len)
+
     out = {}
-    for name, fn in (("mean", frozen), ("resample", resampled)):
+    for name, fn in (("mean", frozen), ("resample", resampled), ("resample_same_length", same_length)):
         with heads.edit_keys(model, layer, head, fn):
             out[name] = _delta(base, _eval(model, ids, newline_id, cfg.batch_size))
     return out
 
 
 def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict,
-                  comparisons: dict | None = None) -> dict:
+                  token_lengths: np.ndarray, comparisons: dict | None = None) -> dict:
     """:func:`key_ablation` of the head each of ``ablations`` (``head_ablation``, ``boundary_head_ablation``)
     puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from each key
     ablation over the rise from removing the head (about 1 for a head whose effect runs through the width at
@@ -176,7 +206,7 @@ def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfi
         if name in out:
             continue
         L, h = (int(x) for x in name[1:].split("H"))
-        k = key_ablation(model, ids, newline_id, L, h, cfg, base)
+        k = key_ablation(model, ids, newline_id, L, h, cfg, base, token_lengths)
         d_head = a["top"]["d_newline"]
         out[name] = {**k, "head_d_newline": d_head,
                      "key_share": {m: k[m]["d_newline"] / d_head if d_head > 1e-9 else float("nan") for m in k},
@@ -395,7 +425,8 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     res["boundary_head_ablation"] = head_ablations(model, ids, nl, boundary, cfg, base)
     res["key_ablation"] = key_ablations(model, ids, nl, {k: res[k] for k in ("boundary_head_ablation",
                                                                               "head_ablation")}, cfg, base,
-                                        {h["name"]: h.get("comparison") for h in qk_result["heads"]})
+                                        corpus.token_lengths, {h["name"]: h.get("comparison")
+                                                               for h in qk_result["heads"]})
     steps.update()
     counts, means = count_means(model, ids, lab, layer, cfg)
     if len(counts) < 3:

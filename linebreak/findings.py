@@ -205,20 +205,22 @@ def causal_findings(c: dict, figs: dict) -> list[Finding]:
 
 
 def _key_ablation_finding(c: dict, section: str) -> Finding:
-    """Does the boundary head's effect run through the width at the key? Its newline keys set to their mean or
-    resampled from other newlines, against the head removed (descriptive: a twisting head would lose most of
-    its effect)."""
+    """Does the boundary head's effect run through the width at the key? Its newline keys set to their mean,
+    resampled from other newlines, or resampled among newlines ending lines of the same length, against the
+    head removed (descriptive: a head that compares at the key loses its effect to the first two only)."""
     name = c["boundary_head_ablation"]["top_head"]
     k = c["key_ablation"][name]
-    parts = [f"{n} {_num(v['mean']['d_newline'], '+.4f')} (mean) and {_num(v['resample']['d_newline'], '+.4f')} "
-             f"(resampled) nats against {_num(v['head_d_newline'], '+.4f')} for removing it"
-             for n, v in c["key_ablation"].items()]
+    parts = [f"{n} {_num(v['mean']['d_newline'], '+.4f')} (mean), {_num(v['resample']['d_newline'], '+.4f')} "
+             f"(resampled), {_num(v['resample_same_length']['d_newline'], '+.4f')} (resampled, same line length) "
+             f"nats against {_num(v['head_d_newline'], '+.4f')} for removing it" for n, v in c["key_ablation"].items()]
+    share = k["key_share"]
     return _f("key_ablation", section, "Taking away what a head's keys at newlines say about their line (each set "
-              "to the mean newline key, or to the key of a random other newline; the head still attends) changes "
-              "newline loss by: " + "; ".join(parts) + ". Share of the measured boundary head's effect that runs "
-              f"through its keys at newlines: {_num(k['key_share']['mean'], '.2f', 'n/a')} (mean), "
-              f"{_num(k['key_share']['resample'], '.2f', 'n/a')} (resampled).", k["resample"]["d_newline"], None,
-              [], head=name, key_share=k["key_share"])
+              "to the mean newline key, to the key of a random other newline, or to that of a random newline "
+              "ending a line of the same length; the head still attends) changes newline loss by: "
+              + "; ".join(parts) + ". Share of the measured boundary head's effect that runs through its keys at "
+              f"newlines: {_num(share['mean'], '.2f', 'n/a')} (mean), {_num(share['resample'], '.2f', 'n/a')} "
+              f"(resampled), {_num(share['resample_same_length'], '.2f', 'n/a')} (same line length).",
+              k["resample"]["d_newline"], None, [], head=name, key_share=share)
 
 
 def grok_findings(g: dict, figs: dict) -> list[Finding]:

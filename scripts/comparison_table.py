@@ -12,7 +12,8 @@ whose attention to the newline moves by at least ``--min-range``. A last line gi
 
 With ``--causal`` the folders hold ``causal.json`` (``linebreak causal``) instead: one row per model and
 key-ablated head (the measured boundary head first), with the newline-loss change from removing the head and
-from each key ablation at newlines (mean, resampled), their ratios (``key_share``) and the head's logit split.
+from each key ablation at newlines (mean, resampled, resampled among lines of the same length), their ratios
+(``key_share``) and the head's logit split.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ def causal_rows(name: str, c: dict) -> list[str]:
         split = k.get("comparison")
         split = (f"{split['count_share']:.2f} / {split['width_share']:.2f} / {split['interaction_share']:.3f}"
                  if split else "-")
-        share = " / ".join("-" if k["key_share"][m] is None else f"{k['key_share'][m]:+.2f}"
-                           for m in ("mean", "resample"))
-        out.append(f"| {name} | {head} ({role}) | {k['head_d_newline']:+.3f} | {k['mean']['d_newline']:+.3f} / "
-                   f"{k['resample']['d_newline']:+.3f} | {share} | {split} |")
+        modes = ("mean", "resample", "resample_same_length")
+        share = " / ".join("-" if k["key_share"][m] is None else f"{k['key_share'][m]:+.2f}" for m in modes)
+        loss = " / ".join(f"{k[m]['d_newline']:+.3f}" for m in modes)
+        out.append(f"| {name} | {head} ({role}) | {k['head_d_newline']:+.3f} | {loss} | {share} | {split} |")
     return out
 
 
@@ -99,8 +100,9 @@ def comparison_table(paths: list[Path], min_range: float) -> str:
 def key_ablation_table(paths: list[Path]) -> str:
     """The causal.json table: one row per key-ablated head."""
     rows = [r for path in paths for r in causal_rows(*_json_in(path, "causal.json"))]
-    return "\n".join(["| model | head | newline loss: remove head | its newline keys: mean / resampled | "
-                      "key share: mean / resampled | its logit: query / key / interaction |",
+    return "\n".join(["| model | head | newline loss: remove head | its newline keys: mean / resampled / "
+                      "resampled, same line length | key share: the same three | its logit: query / key / "
+                      "interaction |",
                       "|---|---|---|---|---|---|"] + rows)
 
 

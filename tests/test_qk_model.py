@@ -403,14 +403,26 @@ def test_key_ablation_freezes_the_heads_newline_keys(trained):
 
     from linebreak.causal import _eval
     base = _eval(model, ids, nl, cfg.batch_size)
-    k = key_ablation(model, ids, nl, L, h, cfg, base)
-    for m in ("mean", "resample"):
+    k = key_ablation(model, ids, nl, L, h, cfg, base, corpus.token_lengths)
+    assert set(k) == {"mean", "resample", "resample_same_length"}
+    for m in k:
         assert np.isfinite(k[m]["d_newline"]) and k[m]["newline_loss"] != base["newline_loss"]
-    assert k == key_ablation(model, ids, nl, L, h, cfg, base)  # the resampling is seeded
+    assert k == key_ablation(model, ids, nl, L, h, cfg, base, corpus.token_lengths)  # the resampling is seeded
     fake = {"top_head": f"L{L}H{h}", "top": {"d_newline": 0.5}}
-    both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base)
+    both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base, corpus.token_lengths)
     assert list(both) == [f"L{L}H{h}"]
     assert both[f"L{L}H{h}"]["key_share"] == pytest.approx({m: k[m]["d_newline"] / 0.5 for m in k})
+
+
+def test_line_lengths_of_a_batch_are_the_corpus_labels(trained):
+    from linebreak import qk
+    from linebreak.causal import _line_lengths
+
+    _, _, corpus = trained
+    ids, lab = qk.select_docs(corpus, "validation", 8)
+    got = _line_lengths(heads.as_tensor(ids), corpus.newline_id, corpus.token_lengths).numpy()
+    nl = ids == corpus.newline_id
+    assert np.array_equal(got[nl], lab["line_len"][nl]) and (got[nl] > 0).all() and (got[~nl] == -1).all()
 
 
 def test_resample_rows_draws_pool_rows_at_masked_positions_only():
@@ -425,6 +437,14 @@ def test_resample_rows_draws_pool_rows_at_masked_positions_only():
     assert all(any(torch.equal(r, p) for p in pool) for r in out[mask])
     again = resample_rows(k, mask, pool, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+    # within groups: each masked row takes a pool row of its own group; a group the pool lacks keeps its row
+    groups = torch.zeros(3, 7, dtype=torch.long)
+    groups[0, 2], groups[1, 5], groups[2, 0] = 1, 2, 9
+    pool_groups = torch.tensor([1, 2, 1, 2, 3])
+    out = resample_rows(k, mask, pool, torch.Generator().manual_seed(1), groups, pool_groups)
+    assert any(torch.equal(out[0, 2], pool[j]) for j in (0, 2))
+    assert any(torch.equal(out[1, 5], pool[j]) for j in (1, 3))
+    assert torch.equal(out[2, 0], k[2, 0]) and torch.equal(out[~mask], k[~mask])
 
 
 def test_key_ablation_table_script(causal_result, tmp_path):
@@ -440,7 +460,7 @@ def test_key_ablation_table_script(causal_result, tmp_path):
     top = c["boundary_head_ablation"]["top_head"]
     k = c["key_ablation"][top]
     assert (f"| run3 | {top} (boundary) | {k['head_d_newline']:+.3f} | {k['mean']['d_newline']:+.3f} / "
-            f"{k['resample']['d_newline']:+.3f} |") in out.stdout
+            f"{k['resample']['d_newline']:+.3f} / {k['resample_same_length']['d_newline']:+.3f} |") in out.stdout
     assert len(out.stdout.strip().splitlines()) == 2 + len(c["key_ablation"])
     c.pop("key_ablation")
     save_json(tmp_path / "old" / "causal.json", c)

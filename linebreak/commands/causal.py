@@ -57,6 +57,7 @@ def print_table(res: dict) -> None:
     for name, k in res.get("key_ablation", {}).items():
         row(f"{name}: mean newline keys", k["mean"])
         row(f"{name}: resampled newline keys", k["resample"])
+        row(f"{name}: same-length keys", k["resample_same_length"])
     sa = res["subspace_ablation"]
     row(f"count subspace L{sa['layer']} ({sa['dim']}-d)", sa["count_subspace"])
     rm = sa["random_mean"]
