@@ -171,13 +171,12 @@ def _query_map(S_layer: np.ndarray, n: np.ndarray, values: np.ndarray, Q_means: 
     return _rotated_query_map(S_layer[values], n[values], tables)
 
 
-def mean_logits(qmap, K_means: np.ndarray, W_Q, b_Q, W_K, b_K, rotary: bool) -> np.ndarray:
+def mean_logits(qmap, K_means: np.ndarray, W_Q, b_Q, W_K, b_K) -> np.ndarray:
     """``S[i, k]``: the head's mean attention logit (scaled by ``1/sqrt(d_head)``, biases in) from a query token
-    at count ``i`` onto a newline key of width ``k``. The logit is linear in each side, so the mean over all
-    such (query, key) pairs is the logit of the two means. A rotary query map already carries its bias,
-    rotated with the query; the plain one leaves it out (it only needs centred vectors), so it is added here."""
-    Q = qmap(W_Q, b_Q) + (0.0 if rotary else b_Q)
-    return Q @ (K_means @ W_K + b_K).T / np.sqrt(W_Q.shape[1])
+    at count ``i`` onto a newline key of width ``k``; ``qmap`` gives the queries as the head sees them (rotated
+    to the newline in a rotary model). The logit is linear in each side, so the mean over all such (query, key)
+    pairs is the logit of the two means."""
+    return qmap(W_Q, b_Q) @ (K_means @ W_K + b_K).T / np.sqrt(W_Q.shape[1])
 
 
 def _binned(x: np.ndarray, y: np.ndarray, values: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -374,7 +373,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
             summary, m = twist.head_summary(Qm[L], Km[L], i_values, k_values, W_Q[h], W_K[h], rng,
                                             query_map=qmap, b_Q=b_Q[h])
             summary.update(layer=L, head=h, name=f"L{L}H{h}")
-            S = mean_logits(qmap, Km[L], W_Q[h], b_Q[h], W_K[h], b_K[h], rotary)
+            S = mean_logits(qmap, Km[L], W_Q[h], b_Q[h], W_K[h], b_K[h])
             summary["comparison"] = twist.score_decomposition(S, i_values, k_values)
             per_head.append(summary)
             mats[(L, h)] = (m, qmap, W_Q[h], b_Q[h], W_K[h], S)

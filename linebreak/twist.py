@@ -141,10 +141,15 @@ def _brief(stats: dict) -> dict:
 
 
 def plain_query_map(Q_side):
-    """``map(W, b) -> Q_side @ W``: the query side through a map when position does not enter (no rotary). The
-    bias is left out: it adds the same vector to every row, which centring removes."""
+    """``map(W, b) -> Q_side @ W + b``: the query side through a map when position does not enter (no rotary),
+    as the head sees it. The bias adds the same vector to every row, so the centred cosines do not see it; the
+    head's logits do (``b=None``: no bias, as for the random control)."""
     Q = np.asarray(Q_side, dtype=np.float64)
-    return lambda W, b=None: Q @ np.asarray(W, dtype=np.float64)
+
+    def query_map(W, b=None):
+        return Q @ np.asarray(W, dtype=np.float64) + (0.0 if b is None else np.asarray(b, dtype=np.float64))
+
+    return query_map
 
 
 def pc1_share(X: np.ndarray) -> float:

@@ -321,7 +321,7 @@ def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
     Qm = q_sum.sum(0)[L].sum(1)[i_values] / q_n.sum(0).sum(1)[i_values, None]
     Km = k_sum.sum(0)[L][k_values] / k_n.sum(0)[k_values, None]
     W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, L))
-    S = qk.mean_logits(twist.plain_query_map(Qm), Km, W_Q[h], b_Q[h], W_K[h], b_K[h], rotary=False)
+    S = qk.mean_logits(twist.plain_query_map(Qm), Km, W_Q[h], b_Q[h], W_K[h], b_K[h])
     np.testing.assert_allclose(S, Qbar @ Kbar.T / np.sqrt(dh), atol=1e-4)
 
     # the scale: for one query, the log-ratio of its attention on two keys is the difference of their logits
