@@ -31,7 +31,7 @@ import numpy as np
 
 from linebreak import arch, heads
 from linebreak.io import UserError
-from linebreak.qk import _check_model, select_docs
+from linebreak.qk import _check_model, response_range, select_docs
 
 
 @dataclass(frozen=True)
@@ -192,22 +192,18 @@ def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: Causal
     return out
 
 
-def key_ablations(model, ids, newline_id: int, ablations: dict, cfg: CausalConfig, base: dict,
+def key_ablations(model, ids, newline_id: int, removed: dict, cfg: CausalConfig, base: dict,
                   token_lengths: np.ndarray, comparisons: dict | None = None) -> dict:
-    """:func:`key_ablation` of the head each of ``ablations`` (``head_ablation``, ``boundary_head_ablation``)
-    puts first, beside that head's whole ablation: ``key_share`` = the newline-loss rise from each key
-    ablation over the rise from removing the head (about 1 for a head whose effect runs through the width at
-    the key; nan when removing the head does not raise it). The head's logit split from the QK stage
-    (``comparisons``: name -> ``comparison``) is copied beside it."""
+    """:func:`key_ablation` of each head of ``removed`` (``{(layer, head): newline-loss rise when the head is
+    removed}``), beside that rise: ``key_share`` = the rise from each key ablation over the rise from removing
+    the head (about 1 for a head whose effect runs through the width at the key; nan when removing the head
+    does not raise it). The head's logit split from the QK stage (``comparisons``: name -> ``comparison``) is
+    copied beside it. Keyed by head name."""
     comparisons = comparisons or {}
     out = {}
-    for a in ablations.values():
-        name = a["top_head"]
-        if name in out:
-            continue
-        L, h = (int(x) for x in name[1:].split("H"))
+    for (L, h), d_head in removed.items():
+        name = f"L{L}H{h}"
         k = key_ablation(model, ids, newline_id, L, h, cfg, base, token_lengths)
-        d_head = a["top"]["d_newline"]
         out[name] = {**k, "head_d_newline": d_head,
                      "key_share": {m: k[m]["d_newline"] / d_head if d_head > 1e-9 else float("nan") for m in k},
                      "comparison": comparisons.get(name)}
@@ -218,10 +214,7 @@ def boundary_ranking(qk_result: dict) -> list[tuple[int, int]]:
     """Heads ranked by their *measured* boundary behaviour: the range of their attention to the previous
     newline across characters remaining (response curve), largest first. The QK ranking says which heads'
     weights twist; this one says which heads actually switch attention as the line fills."""
-    def rng(h):
-        r = h.get("response", {}).get("range")
-        return -1.0 if r is None or not np.isfinite(r) else float(r)
-    hs = sorted(qk_result["heads"], key=rng, reverse=True)
+    hs = sorted(qk_result["heads"], key=response_range, reverse=True)
     return [(int(h["layer"]), int(h["head"])) for h in hs]
 
 
@@ -423,10 +416,10 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     res["head_ablation"] = head_ablations(model, ids, nl, ranked, cfg, base)
     boundary = boundary_ranking(qk_result)
     res["boundary_head_ablation"] = head_ablations(model, ids, nl, boundary, cfg, base)
-    res["key_ablation"] = key_ablations(model, ids, nl, {k: res[k] for k in ("boundary_head_ablation",
-                                                                              "head_ablation")}, cfg, base,
-                                        corpus.token_lengths, {h["name"]: h.get("comparison")
-                                                               for h in qk_result["heads"]})
+    removed = {boundary[0]: res["boundary_head_ablation"]["top"]["d_newline"],  # the measured boundary head first
+               ranked[0]: res["head_ablation"]["top"]["d_newline"]}
+    res["key_ablation"] = key_ablations(model, ids, nl, removed, cfg, base, corpus.token_lengths,
+                                        {h["name"]: h.get("comparison") for h in qk_result["heads"]})
     steps.update()
     counts, means = count_means(model, ids, lab, layer, cfg)
     if len(counts) < 3:

@@ -134,9 +134,10 @@ def _comparison_finding(q: dict, section: str, figs: dict) -> Finding:
     (count, width) grid that is additive (a count effect plus a width effect) or an interaction (what a twist
     carries, and all the cosine test sees). Reported for the verdict's best head and for the head whose
     measured attention to the newline moves most; descriptive, with no threshold of its own."""
-    by_name = {h["name"]: h for h in q["heads"]}
-    best = by_name[q["verdict"]["best_head"]]
-    moving = max(q["heads"], key=lambda h: h["response"]["range"] if h["response"]["range"] is not None else -1)
+    from linebreak.qk import response_range
+
+    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
+    moving = max(q["heads"], key=response_range)
     top = max(q["heads"], key=lambda h: h["comparison"]["interaction_share"] or 0.0)
 
     def split(h):

@@ -261,6 +261,13 @@ def _response(att_h: np.ndarray, remaining: np.ndarray, values: np.ndarray, min_
             "spearman_vs_remaining": rho}
 
 
+def response_range(head: dict) -> float:
+    """How far a head's attention to the previous newline moves across characters remaining (its response
+    curve's range); -1 where it was not measured (nan, or null in JSON), so such heads sort last."""
+    r = head.get("response", {}).get("range")
+    return -1.0 if r is None or not np.isfinite(r) else float(r)
+
+
 def _pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Explained-variance ratios (up to 10) and the projection onto the top ``n`` components of centred rows."""
     p = manifold.pca_spectrum(X, k=max(n, 10))

@@ -25,16 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.io import UserError, load_json
+from linebreak.qk import response_range
+
+
+def _shares(c: dict) -> str:
+    return f"{c['count_share']:.2f} / {c['width_share']:.2f} / {c['interaction_share']:.3f}"
 
 
 def _split(h: dict) -> str:
-    c = h["comparison"]
-    return f"{h['name']} {c['count_share']:.2f} / {c['width_share']:.2f} / {c['interaction_share']:.3f}"
-
-
-def _range(h: dict) -> float:
-    r = h["response"]["range"]
-    return -1.0 if r is None else r
+    return f"{h['name']} {_shares(h['comparison'])}"
 
 
 def row(name: str, q: dict, min_range: float) -> tuple[str, dict]:
@@ -43,10 +42,10 @@ def row(name: str, q: dict, min_range: float) -> tuple[str, dict]:
     if "comparison" not in heads[0]:
         raise UserError(f"{name}: qk.json has no score decomposition; rerun linebreak qk")
     best = next(h for h in heads if h["name"] == q["verdict"]["best_head"])
-    moving = max(heads, key=_range)
-    live = [h for h in heads if _range(h) >= min_range] or [moving]
+    moving = max(heads, key=response_range)
+    live = [h for h in heads if response_range(h) >= min_range] or [moving]
     top = max(live, key=lambda h: h["comparison"]["interaction_share"])
-    cells = [name, _split(best), _split(moving), f"{_range(moving):.2f}",
+    cells = [name, _split(best), _split(moving), f"{response_range(moving):.2f}",
              str(moving["response"]["peak_remaining"]), f"{top['name']} {top['comparison']['interaction_share']:.3f}",
              "yes" if q["verdict"]["passes"] else "no"]
     nums = {"best": best["comparison"]["interaction_share"], "moving": moving["comparison"]["interaction_share"],
@@ -61,9 +60,7 @@ def causal_rows(name: str, c: dict) -> list[str]:
     out = []
     for head, k in c["key_ablation"].items():
         role = "boundary" if head == c["boundary_head_ablation"]["top_head"] else "QK top"
-        split = k.get("comparison")
-        split = (f"{split['count_share']:.2f} / {split['width_share']:.2f} / {split['interaction_share']:.3f}"
-                 if split else "-")
+        split = _shares(k["comparison"]) if k.get("comparison") else "-"
         modes = ("mean", "resample", "resample_same_length")
         share = " / ".join("-" if k["key_share"][m] is None else f"{k['key_share'][m]:+.2f}" for m in modes)
         loss = " / ".join(f"{k[m]['d_newline']:+.3f}" for m in modes)

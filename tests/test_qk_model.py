@@ -408,8 +408,7 @@ def test_key_ablation_freezes_the_heads_newline_keys(trained):
     for m in k:
         assert np.isfinite(k[m]["d_newline"]) and k[m]["newline_loss"] != base["newline_loss"]
     assert k == key_ablation(model, ids, nl, L, h, cfg, base, corpus.token_lengths)  # the resampling is seeded
-    fake = {"top_head": f"L{L}H{h}", "top": {"d_newline": 0.5}}
-    both = key_ablations(model, ids, nl, {"a": fake, "b": fake}, cfg, base, corpus.token_lengths)
+    both = key_ablations(model, ids, nl, {(L, h): 0.5}, cfg, base, corpus.token_lengths)
     assert list(both) == [f"L{L}H{h}"]
     assert both[f"L{L}H{h}"]["key_share"] == pytest.approx({m: k[m]["d_newline"] / 0.5 for m in k})
 
