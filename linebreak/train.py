@@ -62,6 +62,8 @@ class OptimConfig:
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     attn_implementation: str = field(default="sdpa", metadata={
         "help": "attention kernel while training: sdpa (faster) | eager; the returned model is eager"})
+    device: str = field(default="cpu", metadata={
+        "help": "torch device to train on: cpu | cuda | cuda:N (the saved model and its metrics are on the CPU)"})
 
 
 @dataclass(frozen=True)
@@ -161,13 +163,14 @@ def evaluate_newlines(model, corpus: Corpus, split: str = "validation", n_docs: 
     was_training = model.training
     model.eval()
     p_model, lm_loss = [], []
+    device = next(model.parameters()).device
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
-            x = torch.as_tensor(ids[i:i + batch_size])
+            x = torch.as_tensor(ids[i:i + batch_size], device=device)
             logits = model(input_ids=x).logits.float()
             lm_loss.append(torch.nn.functional.cross_entropy(
                 logits[:, :-1].flatten(0, 1), x[:, 1:].flatten(), reduction="sum").item())
-            p_model.append(torch.softmax(logits, -1)[..., corpus.newline_id].numpy())
+            p_model.append(torch.softmax(logits, -1)[..., corpus.newline_id].cpu().numpy())
     model.train(was_training)
     y = labels["next_is_newline"][mask]
     p = np.concatenate(p_model)[mask]
@@ -221,7 +224,7 @@ def _save_checkpoint(out_dir: Path, model, optimizer, step: int, record: dict) -
     tensors = {}
     for i, st in optimizer.state_dict()["state"].items():
         for k, v in st.items():
-            tensors[f"{i}.{k}"] = v
+            tensors[f"{i}.{k}"] = v.cpu()
     with staging_dir(out_dir / "checkpoint") as tmp:
         save_tensors(tmp / "model.safetensors", _unique_state(model))
         save_tensors(tmp / "optimizer.safetensors", tensors)
@@ -252,7 +255,7 @@ def _unique_state(model) -> dict:
     for k, v in model.state_dict().items():
         if v.data_ptr() not in seen:
             seen.add(v.data_ptr())
-            out[k] = v
+            out[k] = v.cpu()
     return out
 
 
@@ -275,7 +278,7 @@ def add_resid_noise(model, scale: float, generator) -> list:
             return None
         h = args[0] if args else kwargs["hidden_states"]
         rms = h.detach().pow(2).mean(-1, keepdim=True).sqrt()
-        h = h + scale * rms * torch.randn(h.shape, generator=generator, dtype=h.dtype)
+        h = h + scale * rms * torch.randn(h.shape, generator=generator, dtype=h.dtype, device=h.device)
         return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
 
     return [b.register_forward_pre_hook(pre_hook, with_kwargs=True) for b in blocks(model)]
@@ -294,6 +297,20 @@ def _check_settings(cfg: TrainConfig, corpus: Corpus) -> None:
         raise UserError("lr must be positive and min_lr_frac within [0, 1]")
     if not 0 <= o.resid_noise < math.inf:
         raise UserError(f"resid_noise must be a finite number >= 0, got {o.resid_noise}")
+    _check_device(o.device)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if d.type not in ("cpu", "cuda"):
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for, but torch sees no CUDA device here")
 
 
 def _run_record(cfg: TrainConfig, corpus: Corpus) -> dict:
@@ -314,7 +331,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     _prepare(out_dir, record, force, resume)
     torch.set_num_threads(o.threads)
     vocab = len(corpus.token_lengths)
-    model = build_model(cfg.model, vocab, corpus.bos_id)
+    model = build_model(cfg.model, vocab, corpus.bos_id).to(o.device)
     model.set_attn_implementation(o.attn_implementation)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
@@ -329,8 +346,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         write_text(out_dir / "eval.jsonl", "".join(_jsonl(r) for r in history))
     else:
         write_text(out_dir / "eval.jsonl", "")
-    data = torch.as_tensor(corpus.splits["train"].input_ids)
-    noise = torch.Generator()
+    data = torch.as_tensor(corpus.splits["train"].input_ids, device=o.device)
+    noise = torch.Generator(device=o.device)
     hooks = add_resid_noise(model, o.resid_noise, noise) if o.resid_noise > 0 else []
     model.train()
     t0, losses = time.perf_counter() - elapsed, []
@@ -349,7 +366,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                 _save_checkpoint(out_dir, model, optimizer, step, rec)
         if step == o.steps:
             break
-        x = data[batch_indices(step, o.batch_size, len(data), o.seed)]
+        x = data[torch.as_tensor(batch_indices(step, o.batch_size, len(data), o.seed), device=o.device)]
         if hooks:  # this step's noise depends only on (seed, step), so a resumed run draws the same
             noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
         losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
@@ -363,6 +380,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                "tokens_per_second": o.steps * o.batch_size * data.shape[1] / max(seconds, 1e-9),
                "n_params": sum(p.numel() for p in model.parameters()), "threads": o.threads}
     model.set_attn_implementation("eager")  # what every analysis stage reads attention patterns from
+    model.to("cpu")
     _save_final(out_dir, model, corpus, metrics)
     model.eval()
     return TrainResult(out_dir, model, metrics, history)

@@ -105,6 +105,39 @@ def test_bad_input(cli, corpus, run, tmp_path):
     rc, _, err = cli("train", "--corpus", corpus.path, "--out", tmp_path / "m2", "--preset", "tiny",
                      "--resume")
     assert rc == 2 and "nothing to resume" in err
+    rc, _, err = cli("train", "--corpus", corpus.path, "--out", tmp_path / "m3", "--preset", "tiny",
+                     "--device", "tpu")
+    assert rc == 2 and "device must be cpu, cuda or cuda:N" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m3").exists()
+
+
+def test_no_cuda_device_is_a_clear_error(cli, corpus, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, _, err = cli("train", "--corpus", corpus.path, "--out", tmp_path / "m", "--preset", "tiny",
+                     "--device", "cuda")
+    assert rc == 2 and "sees no CUDA device" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA device")
+def test_training_on_cuda_matches_the_cpu(corpus, tmp_path):
+    """The same run on the GPU and on the CPU: the same batches, so nearly the same model (float rounding
+    differs); the saved model lives on the CPU and its resumed run on the GPU is exact."""
+    import torch
+
+    optim = dataclasses.replace(TINY.train.optim, steps=60, eval_every=20, resid_noise=0.2)
+    cpu = train(dataclasses.replace(TINY.train, optim=optim), corpus, tmp_path / "cpu")
+    gpu_cfg = dataclasses.replace(TINY.train, optim=dataclasses.replace(optim, device="cuda"))
+    gpu = train(gpu_cfg, corpus, tmp_path / "gpu")
+    assert next(gpu.model.parameters()).device.type == "cpu"
+    assert abs(gpu.metrics["newline_ce"] - cpu.metrics["newline_ce"]) < 0.05
+    a = load_file(str(tmp_path / "cpu" / "model.safetensors"))
+    b = load_file(str(tmp_path / "gpu" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float(abs(a[k] - b[k]).max()) for k in a) < 0.1
+    state = gpu.model.state_dict()
+    assert all(torch.equal(torch.as_tensor(b[k]), state[k]) for k in b)
 
 
 def test_cli_trains_and_prints_a_table(cli, corpus, tmp_path):
