@@ -68,3 +68,39 @@ def test_bad_sweep_configs(tmp_path, spec, msg):
 def test_sweep_cli_missing_config(cli, tmp_path):
     rc, _, err = cli("sweep", "--config", tmp_path / "nope.json", "--out", tmp_path / "o")
     assert rc == 2 and "not found" in err and "Traceback" not in err
+
+
+def test_parallel_sweep_script_runs_side_by_side_and_merges(tmp_path):
+    """scripts/parallel_sweep.py: each run in its own folder, two at a time; the merged record holds the rows
+    ``linebreak sweep`` would write (two runs of the same settings give the same numbers); a deadline stops the
+    rest and the record says so; bad input is one line with exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "parallel_sweep.py")]
+    spec = _write(tmp_path / "s.json", {
+        "base": "tiny", "common": {"optim": {"steps": 30, "eval_every": 30}},
+        "runs": [{"name": "a"}, {"name": "b", "model": {"init_seed": 1}, "optim": {"seed": 1}}, {"name": "c"}]})
+    out = tmp_path / "out"
+    p = subprocess.run([*script, "--config", spec, "--out", out, "--jobs", "2"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    rec = json.loads((out / "sweep.json").read_text())
+    assert set(rec["status"].values()) == {"done"} and [r["name"] for r in rec["runs"]] == ["a", "b", "c"]
+    a, b, c = rec["runs"]
+    assert all((out / n / n / "qk" / "stage.json").is_file() for n in "abc")
+    drop = {"name", "wall_s", "train_seconds"}
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in c.items() if k not in drop}
+    assert a["settings"] != b["settings"] and a["pc1"] != b["pc1"]
+    assert "| a |" in (out / "summary.md").read_text() or "| **a** |" in (out / "summary.md").read_text()
+
+    p = subprocess.run([*script, "--config", spec, "--out", tmp_path / "late", "--deadline", "0"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    late = json.loads((tmp_path / "late" / "sweep.json").read_text())
+    assert late["runs"] == [] and set(late["status"].values()) == {"not started"}
+
+    for args, msg in ((["--config", tmp_path / "none.json"], "not found"), (["--config", spec, "--jobs", "0"],
+                                                                           "--jobs must be positive")):
+        p = subprocess.run([*script, *args, "--out", tmp_path / "bad"], capture_output=True, text=True)
+        assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1
