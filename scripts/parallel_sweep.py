@@ -9,6 +9,9 @@ and ``OUT/summary.md`` (the sweep's table).
 
     python scripts/parallel_sweep.py --config sweeps/gpu.json --out runs/gpu --jobs 16 --deadline 480
 
+To train on a GPU, a config sets ``"common": {"optim": {"device": "cuda"}}`` (``sweeps/gpu.json`` does); the
+analyses run on the CPU, one thread per run.
+
 Bad input (a missing config, a run name twice) is a one-line error with exit status 2.
 """
 
