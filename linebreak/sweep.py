@@ -116,14 +116,37 @@ def _earlier_rows(out: Path, presets: dict, now: set[str]) -> dict:
     if not path.is_file():
         return {}
     old = load_json(path, "earlier sweep record")
-    keep = {}
+    keep, defaults = {}, _default_settings()
     for r in old.get("runs", []) if isinstance(old, dict) else []:
         name = r.get("name") if isinstance(r, dict) else None
         if name in now or name not in presets:
             continue
-        if r.get("settings") == to_jsonable(dataclasses.asdict(presets[name].train)):
+        if same_settings(r.get("settings"), to_jsonable(dataclasses.asdict(presets[name].train)), defaults):
             keep[name] = r
     return keep
+
+
+def same_settings(old, new, defaults) -> bool:
+    """Whether a recorded run's settings ``old`` are ``new``, counting a setting that ``old`` lacks as the same
+    when ``new`` has its default there (a field that linebreak gained after the record was written, such as
+    ``optim.device``), so that rows of earlier runs survive an upgrade; any other difference is a change."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        if set(old) - set(new):
+            return False
+        return all(same_settings(old[k], v, (defaults or {}).get(k)) if k in old else v == (defaults or {}).get(k)
+                   for k, v in new.items())
+    return old == new
+
+
+def _default_settings() -> dict:
+    from linebreak.corpus import CorpusConfig
+    from linebreak.model import ModelConfig
+    from linebreak.train import OptimConfig
+
+    return to_jsonable({"data": dataclasses.asdict(CorpusConfig()),
+                        "train": {"model": dataclasses.asdict(ModelConfig()),
+                                  "optim": dataclasses.asdict(OptimConfig())}})
+
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:

@@ -43,6 +43,13 @@ def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
     one = run_sweep(spec, tmp_path / "out", only=["rotary"], log=logs.append)
     assert [r["name"] for r in one["runs"]] == ["gpt2", "rotary"]
     assert one["runs"][0] == again["runs"][0]
+    # ... also when it was recorded before a setting existed that is now at its default (an upgrade) ...
+    rec_path = tmp_path / "out" / "sweep.json"
+    old = json.loads(rec_path.read_text())
+    del old["runs"][0]["settings"]["train"]["optim"]["device"]
+    rec_path.write_text(json.dumps(old))
+    assert [r["name"] for r in run_sweep(spec, tmp_path / "out", only=["rotary"], log=logs.append)["runs"]] \
+        == ["gpt2", "rotary"]
     # ... and dropped once they change (its stages are then recomputed when it is run again)
     changed = _write(tmp_path / "s2.json", {
         "base": "tiny", "common": {"optim": {"steps": 60, "eval_every": 30}},
@@ -50,6 +57,19 @@ def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
                                                                                           "pos": "rotary"}}]})
     assert [r["name"] for r in run_sweep(changed, tmp_path / "out", only=["rotary"], log=logs.append)["runs"]] \
         == ["rotary"]
+
+
+def test_same_settings_counts_a_missing_setting_at_its_default_as_unchanged():
+    from linebreak.sweep import same_settings
+
+    defaults = {"optim": {"lr": 1.0, "device": "cpu"}}
+    new = {"optim": {"lr": 2.0, "device": "cpu"}}
+    assert same_settings({"optim": {"lr": 2.0}}, new, defaults)  # recorded before "device" existed
+    assert same_settings({"optim": {"lr": 2.0, "device": "cpu"}}, new, defaults)
+    assert not same_settings({"optim": {"lr": 2.0}}, {"optim": {"lr": 2.0, "device": "cuda"}}, defaults)
+    assert not same_settings({"optim": {"lr": 3.0}}, new, defaults)
+    assert not same_settings({"optim": {"lr": 2.0, "device": "cpu", "gone": 1}}, new, defaults)
+    assert not same_settings(None, new, defaults)
 
 
 @pytest.mark.parametrize("spec,msg", [
