@@ -130,23 +130,20 @@ def same_settings(old, new, defaults) -> bool:
     """Whether a recorded run's settings ``old`` are ``new``, counting a setting that ``old`` lacks as the same
     when ``new`` has its default there (a field that linebreak gained after the record was written, such as
     ``optim.device``), so that rows of earlier runs survive an upgrade; any other difference is a change."""
-    if isinstance(new, dict) and isinstance(old, dict):
-        if set(old) - set(new):
-            return False
-        return all(same_settings(old[k], v, (defaults or {}).get(k)) if k in old else v == (defaults or {}).get(k)
-                   for k, v in new.items())
-    return old == new
+    if not (isinstance(new, dict) and isinstance(old, dict)):
+        return old == new
+    d = defaults if isinstance(defaults, dict) else {}
+    return not set(old) - set(new) and all(same_settings(old[k], v, d.get(k)) if k in old else v == d.get(k)
+                                           for k, v in new.items())
 
 
 def _default_settings() -> dict:
+    """The settings record of a run whose every setting is at its dataclass default (as ``row`` stores one)."""
     from linebreak.corpus import CorpusConfig
     from linebreak.model import ModelConfig
-    from linebreak.train import OptimConfig
+    from linebreak.train import OptimConfig, Preset, TrainConfig
 
-    return to_jsonable({"data": dataclasses.asdict(CorpusConfig()),
-                        "train": {"model": dataclasses.asdict(ModelConfig()),
-                                  "optim": dataclasses.asdict(OptimConfig())}})
-
+    return to_jsonable(dataclasses.asdict(Preset(CorpusConfig(), TrainConfig(ModelConfig(), OptimConfig()))))
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:

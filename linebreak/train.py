@@ -304,12 +304,12 @@ def _check_device(device: str) -> None:
     import torch
 
     try:
-        d = torch.device(device)
+        kind = torch.device(device).type
     except (RuntimeError, ValueError):
-        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
-    if d.type not in ("cpu", "cuda"):
+        kind = None
+    if kind not in ("cpu", "cuda"):
         raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-    if d.type == "cuda" and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r} asked for, but torch sees no CUDA device here")
 
 

@@ -29,11 +29,11 @@ from linebreak.sweep import load_sweep, score, summary_table
 
 
 def launch(config: Path, out: Path, name: str) -> subprocess.Popen:
-    log = open(out / f"{name}.log", "w")  # noqa: SIM115 -- closed with the process
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "linebreak", "sweep", "--config", str(config),
-                             "--out", str(out / name), "--only", name], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    with open(out / f"{name}.log", "w") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen([sys.executable, "-m", "linebreak", "sweep", "--config", str(config),
+                                 "--out", str(out / name), "--only", name], stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
 
 
 def run_all(config: Path, out: Path, jobs: int, deadline: float) -> dict:
