@@ -23,10 +23,10 @@ def main() -> None:
 
     import torch
 
-    from linebreak.modp.analysis import cross_entropy
-    from linebreak.modp.config import PRESETS
-    from linebreak.modp.data import make_data
-    from linebreak.modp.model import Transformer
+    from linebreak.grok.analysis import cross_entropy
+    from linebreak.grok.data import make_data
+    from linebreak.grok.model import Transformer
+    from linebreak.presets import GROK as PRESETS
 
     torch.set_num_threads(args.threads)
     cfg = PRESETS[args.preset]

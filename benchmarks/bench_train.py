@@ -42,8 +42,8 @@ def flops_per_token(model, n_layer: int, d_model: int, seq_len: int) -> float:
 
 def step_times(cfg, vocab: int, batch: torch.Tensor, steps: int) -> dict[str, float]:
     """Median seconds per optimizer step: linebreak's loop body vs a plain Hugging Face loop, interleaved."""
-    from linebreak.model import build_model
-    from linebreak.train import lr_at, train_step
+    from linebreak.train.loop import lr_at, train_step
+    from linebreak.train.model import build_model
 
     models = {k: build_model(cfg.model, vocab, 0) for k in ("linebreak", "hf_plain")}
     for m in models.values():
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench/bench_train.json")
     args = ap.parse_args()
 
-    from linebreak.train import PRESETS
+    from linebreak.presets import TRAIN as PRESETS
 
     preset = PRESETS[args.preset]
     cfg, threads = preset.train, preset.train.optim.threads
@@ -98,7 +98,7 @@ def main() -> None:
     gflops = matmul_gflops(threads)
     torch.set_num_threads(threads)
     times = step_times(cfg, vocab, batch, args.steps)
-    from linebreak.model import build_model
+    from linebreak.train.model import build_model
 
     fpt = flops_per_token(build_model(cfg.model, vocab, 0), cfg.model.n_layer, cfg.model.d_model, T)
     tokens = cfg.optim.batch_size * T
@@ -117,7 +117,7 @@ def main() -> None:
 
     if args.full:
         from linebreak.corpus import generate_corpus, load_corpus
-        from linebreak.train import train
+        from linebreak.train.loop import train
 
         work = Path(args.work)
         corpus_dir = work / "corpus"

@@ -7,7 +7,7 @@ Each argument is a folder holding a ``qk.json`` written by ``linebreak qk`` (or 
 named ``qk``, a study's or sweep run's stage, names its row by the run folder above it). One
 markdown row per model: the verdict's best head and the head whose attention to the previous newline moves
 most, each with its split of the mean count x width attention logit into count effect / width effect /
-interaction (:func:`linebreak.twist.score_decomposition`), and the largest interaction share of any head
+interaction (:func:`linebreak.qk.twist.score_decomposition`), and the largest interaction share of any head
 whose attention to the newline moves by at least ``--min-range``. A last line gives the medians over the rows.
 
 With ``--causal`` the folders hold ``causal.json`` (``linebreak causal``) instead: one row per model and
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.io import UserError, load_json
-from linebreak.qk import response_range
+from linebreak.qk.analysis import response_range
 
 
 def _shares(c: dict) -> str:

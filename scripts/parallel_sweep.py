@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from linebreak.io import UserError, load_json, save_json, write_text
-from linebreak.sweep import load_sweep, score, summary_table
+from linebreak.study.sweep import load_sweep, score, summary_table
 
 
 def launch(config: Path, out: Path, name: str) -> subprocess.Popen:

@@ -9,6 +9,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -38,3 +41,55 @@ def cli():
         return rc, out.getvalue(), err.getvalue()
 
     return run
+
+
+# ---- a tiny newline model trained once per test session, and its qk and causal results
+# (tests/test_qk_model.py, tests/test_causal.py)
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    from linebreak.corpus.store import generate_corpus, load_corpus
+    from linebreak.presets import TRAIN as PRESETS
+    from linebreak.train.loop import train
+
+    root = tmp_path_factory.mktemp("qk")
+    p = PRESETS["tiny"]
+    generate_corpus(p.data, root / "corpus")
+    corpus = load_corpus(root / "corpus")
+    cfg = dataclasses.replace(p.train, optim=dataclasses.replace(p.train.optim, steps=300, eval_every=300))
+    res = train(cfg, corpus, root / "model")
+    return root, res.model.eval(), corpus
+
+
+@pytest.fixture(scope="session")
+def qk_result(trained):
+    from linebreak.presets import QK as QK_PRESETS
+    from linebreak.qk.analysis import qk_analysis
+
+    _, model, corpus = trained
+    return qk_analysis(model, corpus, QK_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+
+
+@pytest.fixture(scope="session")
+def causal_result(trained, qk_result):
+    from linebreak.causal.analysis import causal_checks
+    from linebreak.presets import CAUSAL as CAUSAL_PRESETS
+
+    _, model, corpus = trained
+    return causal_checks(model, corpus, qk_result, CAUSAL_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+
+
+def finite_tree_paths(x, path="") -> list[str]:
+    """Paths of non-finite numbers in a JSON tree (null is allowed: it means 'not defined')."""
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in finite_tree_paths(v, f"{path}.{k}")]
+    if isinstance(x, list):
+        return [p for i, v in enumerate(x) for p in finite_tree_paths(v, f"{path}[{i}]")]
+    if isinstance(x, float) and not np.isfinite(x):
+        return [path]
+    return []
+
+
+@pytest.fixture
+def finite_tree():
+    """Paths of non-finite numbers in a JSON tree."""
+    return finite_tree_paths

@@ -4,7 +4,7 @@ returns must reproduce the queries and keys the model actually computes from the
 import pytest
 import torch
 
-from linebreak import arch
+from linebreak.hooks import arch
 from linebreak.io import UserError
 
 VOCAB = 48
@@ -112,7 +112,7 @@ def test_rotate_by_offset_reproduces_the_attention_pattern(kind):
     the causal mask, are the attention pattern the model computes (GQA, biases and NeoX's partial rotary)."""
     import numpy as np
 
-    from linebreak import heads
+    from linebreak.hooks import heads
 
     model = tiny_model(kind)
     T = 12
@@ -139,7 +139,7 @@ def test_rotate_by_offset_reproduces_the_attention_pattern(kind):
 def test_attention_only_models(kind, tmp_path):
     """d_mlp=0: every MLP adds exactly zero, stays zero through a training step, and survives save/load."""
     from linebreak.io import UserError as Err
-    from linebreak.model import ModelConfig, build_model
+    from linebreak.train.model import ModelConfig, build_model
 
     cfg = ModelConfig(arch=kind, pos="learned" if kind == "gpt2" else "rotary", n_layer=2, d_model=32,
                       n_head=4, d_mlp=0, n_ctx=32)
@@ -169,7 +169,7 @@ def test_attention_only_models(kind, tmp_path):
 def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
     """The slice arch.key_slice names is the key qk_sources reads for that head; editing it through
     heads.edit_keys changes that head's attention pattern (and any head sharing its key group) and no other."""
-    from linebreak import heads
+    from linebreak.hooks import heads
 
     model = tiny_model(kind)
     ids = torch.randint(2, VOCAB, (2, 12))

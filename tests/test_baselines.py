@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from linebreak.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
 from linebreak.corpus import CorpusConfig, generate_corpus, load_corpus
+from linebreak.train.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
 
 
 def test_oracle_matches_simulated_wrapping():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from linebreak import arch
-from linebreak.capture import CaptureConfig, capture, load_activations, save_activations
+from linebreak.capture.activations import CaptureConfig, capture, load_activations, save_activations
+from linebreak.hooks import arch
 from linebreak.io import UserError
 
 
@@ -29,7 +29,7 @@ def corpus(corpus_dir):
 
 
 def gpt2(corpus, n_layer=2, seed=0):
-    from linebreak.model import ModelConfig, build_model
+    from linebreak.train.model import ModelConfig, build_model
 
     cfg = ModelConfig(arch="gpt2", n_layer=n_layer, d_model=32, n_head=4, d_mlp=64, n_ctx=64, init_seed=seed)
     return build_model(cfg, vocab_size=len(corpus.token_lengths), bos_id=corpus.bos_id).eval()

@@ -4,8 +4,8 @@ its dimension and its ringing; a straight line shows no ringing and no periodic 
 import numpy as np
 import pytest
 
-from linebreak import manifold as M
 from linebreak.io import UserError
+from linebreak.probe import manifold as M
 
 COUNTS = np.arange(4, 81)
 
@@ -73,7 +73,7 @@ def test_subtract_token_mean_removes_identity_offsets():
 def test_peak_width_of_degenerate_centroids_is_zero():
     import numpy as np
 
-    from linebreak.manifold import peak_width
+    from linebreak.probe.manifold import peak_width
 
     assert peak_width(np.zeros((5, 5))) == 0.0
     assert peak_width(np.eye(5)) == 1.0  # lag profile 1, 0, 0, ...: half-height at lag 0.5

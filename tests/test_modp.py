@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from linebreak.grok import analysis
+from linebreak.grok.config import GrokConfig
+from linebreak.grok.data import make_data
+from linebreak.grok.model import ModelShape, Transformer
+from linebreak.grok.phases import detect_phases
 from linebreak.io import UserError
-from linebreak.modp import analysis
-from linebreak.modp.config import PRESETS, GrokConfig
-from linebreak.modp.data import make_data
-from linebreak.modp.model import ModelShape, Transformer
-from linebreak.modp.phases import detect_phases
+from linebreak.presets import GROK as PRESETS
 
 
 def test_data_split_is_seeded_and_complete():
@@ -119,7 +120,7 @@ def test_cli_bad_input_is_one_line(cli, tmp_path):
 
 
 def test_same_seed_same_log(tmp_path):
-    from linebreak.modp.train import run_grok
+    from linebreak.grok.train import run_grok
 
     cfg = GrokConfig(p=13, frac_train=0.5, d_model=16, n_heads=2, d_head=8, d_mlp=32, steps=30, eval_every=10,
                      measure_every=10, checkpoint_every=30)
@@ -137,8 +138,8 @@ def test_same_seed_same_run(tmp_path):
     """Same seed, same machine: the same log, bit for bit (one thread; see run_grok)."""
     import dataclasses
 
-    from linebreak.modp.config import PRESETS
-    from linebreak.modp.train import run_grok
+    from linebreak.grok.train import run_grok
+    from linebreak.presets import GROK as PRESETS
 
     cfg = dataclasses.replace(PRESETS["fast"], steps=120, eval_every=40, measure_every=40, checkpoint_every=120)
     a = run_grok(cfg, tmp_path / "a", progress=False, figures=False, threads=1).records

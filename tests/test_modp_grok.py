@@ -86,8 +86,8 @@ def test_resume_continues_from_the_checkpoint(run, cli, tmp_path):
 @pytest.mark.slow
 def test_nanda_preset_groks(tmp_path):
     """The paper's run (about an hour on 2 cores): `pytest -m slow tests/test_modp_grok.py`."""
-    from linebreak.modp.config import PRESETS
-    from linebreak.modp.train import run_grok
+    from linebreak.grok.train import run_grok
+    from linebreak.presets import GROK as PRESETS
 
     s = run_grok(PRESETS["nanda"], tmp_path / "nanda", progress=True).summary
     assert s["memorisation_step"] is not None and s["grok_step"] is not None

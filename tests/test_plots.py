@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from linebreak.corpus.store import CorpusConfig, generate_corpus, load_corpus
-    from linebreak.model import ModelConfig, build_model
+    from linebreak.train.model import ModelConfig, build_model
 
     d = tmp_path_factory.mktemp("p")
     generate_corpus(CorpusConfig(widths="12:20", seq_len=64, n_train=4, n_val=30, vocab_size=20,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from linebreak.io import UserError
-from linebreak.probes import ridge_probe, split_by_group, value_probes
+from linebreak.probe.estimators import ridge_probe, split_by_group, value_probes
 
 
 def data(n_docs=60, per_doc=50, d=32, seed=0):

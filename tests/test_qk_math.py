@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from linebreak import twist
-from linebreak.qk import key_side_test
+from linebreak.qk import twist
+from linebreak.qk.analysis import key_side_test
 
 P, FREQS, D = 120, (1, 2, 3), 32
 
@@ -159,7 +159,7 @@ def _half_sums(Xq, Xk, i, k, n=10):
 
 
 def test_split_half_agrees_only_when_both_halves_hold_the_twist(setup):
-    from linebreak.qk import QKConfig, _half_summary, split_half
+    from linebreak.qk.analysis import QKConfig, _half_summary, split_half
 
     rng, i, k, Xq, Xk, E_q, E_k = setup
     weights = (np.linalg.pinv(E_q) @ shift_map(4), None, np.linalg.pinv(E_k))
@@ -201,9 +201,9 @@ def test_probe_route_recovers_a_constructed_twist():
     probes compared in the raw stream must not."""
     import torch
 
-    from linebreak import arch
-    from linebreak.model import ModelConfig, build_model
-    from linebreak.qk import QKConfig, probe_route
+    from linebreak.hooks import arch
+    from linebreak.qk.analysis import QKConfig, probe_route
+    from linebreak.train.model import ModelConfig, build_model
 
     eps, rng = 5, np.random.default_rng(1)
     E_q, E_k = rng.standard_normal((6, D)), rng.standard_normal((6, D))

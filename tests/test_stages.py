@@ -1,4 +1,4 @@
-from linebreak.stages import fingerprint, run_stage
+from linebreak.study.stages import fingerprint, run_stage
 
 
 def test_stage_reused_only_when_inputs_unchanged(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from linebreak.findings import check
+from linebreak.study.findings.common import check
 
 SECTIONS = {"corpus", "model", "manifold", "qk", "causal"}
 
@@ -39,7 +39,7 @@ def check_report(rec: dict, sections=SECTIONS) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    from linebreak.study import StudyConfig, run_study
+    from linebreak.study.pipeline import StudyConfig, run_study
 
     out = tmp_path_factory.mktemp("study")
     logs: list[str] = []
@@ -61,7 +61,7 @@ def test_tiny_study_report_is_complete_and_consistent(tiny_study):
 
 
 def test_rerun_reuses_finished_stages(tiny_study):
-    from linebreak.study import StudyConfig, run_study
+    from linebreak.study.pipeline import StudyConfig, run_study
 
     out, rec, _ = tiny_study
     logs: list[str] = []
@@ -73,7 +73,7 @@ def test_rerun_reuses_finished_stages(tiny_study):
 def test_changed_input_reruns_downstream_only(tiny_study, tmp_path):
     import shutil
 
-    from linebreak.study import StudyConfig, run_study
+    from linebreak.study.pipeline import StudyConfig, run_study
 
     out, _, _ = tiny_study
     copy = tmp_path / "s"
@@ -88,8 +88,8 @@ def test_external_model_on_rewrapped_text(tmp_path, arch, pos):
     import numpy as np
 
     from linebreak.corpus.tokenizer import build_tokenizer
-    from linebreak.model import ModelConfig, build_model
-    from linebreak.study import StudyConfig, run_study
+    from linebreak.study.pipeline import StudyConfig, run_study
+    from linebreak.train.model import ModelConfig, build_model
 
     rng = np.random.default_rng(0)
     words = sorted({"".join(rng.choice(list("abcdefghij"), size=rng.integers(1, 9))) for _ in range(60)})

@@ -13,7 +13,7 @@ def _write(path, spec):
 
 
 def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
-    from linebreak.sweep import TARGETS, run_sweep
+    from linebreak.study.sweep import TARGETS, run_sweep
 
     spec = _write(tmp_path / "s.json", {
         "base": "tiny", "common": {"optim": {"steps": 60, "eval_every": 30}},
@@ -60,7 +60,7 @@ def test_tiny_sweep_records_every_number_and_resumes(tmp_path):
 
 
 def test_same_settings_counts_a_missing_setting_at_its_default_as_unchanged():
-    from linebreak.sweep import same_settings
+    from linebreak.study.sweep import same_settings
 
     defaults = {"optim": {"lr": 1.0, "device": "cpu"}}
     new = {"optim": {"lr": 2.0, "device": "cpu"}}
@@ -79,7 +79,7 @@ def test_same_settings_counts_a_missing_setting_at_its_default_as_unchanged():
     ({"base": "huge", "runs": [{"name": "a"}]}, "unknown base preset"),
 ])
 def test_bad_sweep_configs(tmp_path, spec, msg):
-    from linebreak.sweep import run_sweep
+    from linebreak.study.sweep import run_sweep
 
     with pytest.raises(UserError, match=msg):
         run_sweep(_write(tmp_path / "s.json", spec), tmp_path / "out", log=lambda m: None)

@@ -7,10 +7,11 @@ import shutil
 import pytest
 from safetensors.numpy import load_file
 
-import linebreak.train as T
+import linebreak.train.loop as T
 from linebreak.corpus import generate_corpus, load_corpus
 from linebreak.io import UserError
-from linebreak.train import PRESETS, train
+from linebreak.presets import TRAIN as PRESETS
+from linebreak.train.loop import train
 
 TINY = PRESETS["tiny"]
 

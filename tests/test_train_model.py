@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from linebreak.io import UserError
-from linebreak.model import ModelConfig, build_model
+from linebreak.train.model import ModelConfig, build_model
 
 SMALL = dict(n_layer=2, d_model=32, n_head=4, d_mlp=64, n_ctx=16)
 
@@ -39,8 +39,8 @@ def test_bad_model_settings(bad):
 
 @pytest.mark.parametrize("arch, pos", [("gpt2", "learned"), ("llama", "rotary"), ("neox", "rotary")])
 def test_resid_noise_is_relative_seeded_and_off_in_eval(arch, pos):
-    from linebreak.arch import blocks
-    from linebreak.train import add_resid_noise
+    from linebreak.hooks.arch import blocks
+    from linebreak.train.loop import add_resid_noise
 
     model = build_model(ModelConfig(arch=arch, pos=pos, **SMALL), vocab_size=50, bos_id=0)
     x = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(0))
@@ -73,7 +73,8 @@ def test_training_with_resid_noise_is_reproducible(tmp_path):
     import dataclasses
 
     from linebreak.corpus import generate_corpus, load_corpus
-    from linebreak.train import PRESETS, train
+    from linebreak.presets import TRAIN as PRESETS
+    from linebreak.train.loop import train
 
     tiny = PRESETS["tiny"]
     corpus = load_corpus(generate_corpus(dataclasses.replace(tiny.data, n_train=64, n_val=8), tmp_path / "c"))

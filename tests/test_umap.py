@@ -18,7 +18,7 @@ def test_umap_is_lazy():
 def test_umap_seeded_and_keeps_neighbours():
     from sklearn.manifold import trustworthiness
 
-    from linebreak.manifold import umap_embedding
+    from linebreak.probe.manifold import umap_embedding
 
     rng = np.random.default_rng(0)
     c = np.repeat(np.arange(60), 4).astype(float)

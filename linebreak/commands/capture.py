@@ -14,7 +14,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.capture import CaptureConfig
+    from linebreak.capture.activations import CaptureConfig
 
     p = subparsers.add_parser("capture", help="save a model's activations and token labels",
                               description=__doc__)
@@ -40,9 +40,9 @@ def random_control(model, seed: int = 0):
 
 
 def run(args: argparse.Namespace) -> int:
-    from linebreak.arch import check_tokenizer_matches, load_model
-    from linebreak.capture import MARKER, CaptureConfig, capture, save_activations
+    from linebreak.capture.activations import MARKER, CaptureConfig, capture, save_activations
     from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.arch import check_tokenizer_matches, load_model
     from linebreak.io import prepare_out_dir
 
     cfg = resolve_config(CaptureConfig, {"default": CaptureConfig()}, "default", args)

@@ -9,7 +9,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.causal import CausalConfig
+    from linebreak.causal.analysis import CausalConfig
 
     p = subparsers.add_parser("causal", help="causal checks of the boundary heads and count subspace",
                               description=__doc__)
@@ -28,7 +28,8 @@ def _qk_result(args, model, tokenizer, corpus) -> dict:
     from pathlib import Path
 
     from linebreak.io import UserError, load_json
-    from linebreak.qk import PRESETS, qk_analysis
+    from linebreak.presets import QK as PRESETS
+    from linebreak.qk.analysis import qk_analysis
 
     if args.qk is None:
         return qk_analysis(model, corpus, PRESETS.get(args.preset, PRESETS["default"]), tokenizer=tokenizer)
@@ -75,9 +76,10 @@ def print_table(res: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linebreak.causal import PRESETS, CausalConfig, causal_checks
+    from linebreak.causal.analysis import CausalConfig, causal_checks
     from linebreak.commands.qk import load_inputs
     from linebreak.io import prepare_out_dir, save_json
+    from linebreak.presets import CAUSAL as PRESETS
 
     cfg = resolve_config(CausalConfig, PRESETS, args.preset, args)
     out = prepare_out_dir(args.out, args.force, "causal.json")

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from linebreak.corpus.store import CorpusConfig, generate_corpus, load_corpus
-    from linebreak.train import PRESETS
+    from linebreak.presets import TRAIN as PRESETS
 
     cfg = resolve_config(CorpusConfig, {k: v.data for k, v in PRESETS.items()}, args.preset, args)
     out = generate_corpus(cfg, args.out, force=args.force)

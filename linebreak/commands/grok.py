@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from linebreak.config import add_config_args
-    from linebreak.modp.config import GrokConfig
+    from linebreak.grok.config import GrokConfig
 
     p = subparsers.add_parser(
         "grok", help="the mod-P grokking reference (Nanda et al. 2023)",
@@ -32,8 +32,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from linebreak.config import resolve_config
-    from linebreak.modp.config import PRESETS, GrokConfig
-    from linebreak.modp.train import run_grok
+    from linebreak.grok.config import GrokConfig
+    from linebreak.grok.train import run_grok
+    from linebreak.presets import GROK as PRESETS
 
     cfg = resolve_config(GrokConfig, PRESETS, args.preset, args)
     res = run_grok(cfg, args.out, force=args.force, progress=not args.no_progress, resume_from=args.resume_from,

@@ -26,8 +26,8 @@ def register(subparsers) -> None:
 
 
 def _load(folder: Path):
-    from linebreak.analysis import MARKER
     from linebreak.io import load_json, load_tensors
+    from linebreak.probe.layers import MARKER
 
     res = load_json(folder / MARKER, "analysis (run linebreak probe first)")
     tensors = {k: v.numpy() for k, v in load_tensors(folder / "probes.safetensors", "probe weights").items()}
@@ -35,9 +35,9 @@ def _load(folder: Path):
 
 
 def layer_figures(key: str, r: dict, t: dict, run: str, out: Path) -> list[Path]:
-    from linebreak import manifold as M
     from linebreak.plots.heatmaps import similarity_figure
     from linebreak.plots.helix import helix_figures
+    from linebreak.probe import manifold as M
 
     hook, vals, stem = r["hook"], t[f"{key}.centroids.values"], key.replace(".", "_L")
     pca = r["centroids"]["pca"]
@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     files.append(peak_width_by_layer(analyses, "Width of the count-similarity peak by layer (narrower = "
                                      "sharper); dotted: control", out / "peak_width_by_layer"))
     if args.umap:
-        from linebreak.capture import load_activations
-        from linebreak.manifold import umap_embedding, word_rows
+        from linebreak.capture.activations import load_activations
         from linebreak.plots.helix import umap_figures
+        from linebreak.probe.manifold import umap_embedding, word_rows
 
         acts = load_activations(Path(args.acts) if args.acts else src)
         last = runs["model"][0]["layers"][keys[-1]]

@@ -15,7 +15,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.analysis import ProbeConfig
+    from linebreak.probe.layers import ProbeConfig
 
     p = subparsers.add_parser("probe", help="probes, centroid PCA, ringing and helix fit per layer",
                               description=__doc__)
@@ -27,10 +27,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linebreak.analysis import MARKER, ProbeConfig, analyse, save_analysis, table
-    from linebreak.capture import MARKER as CAPTURED
-    from linebreak.capture import load_activations
+    from linebreak.capture.activations import MARKER as CAPTURED
+    from linebreak.capture.activations import load_activations
     from linebreak.io import prepare_out_dir
+    from linebreak.probe.layers import MARKER, ProbeConfig, analyse, save_analysis, table
 
     cfg = resolve_config(ProbeConfig, {"default": ProbeConfig()}, "default", args)
     src = Path(args.acts)

@@ -9,7 +9,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.qk import QKConfig
+    from linebreak.qk.analysis import QKConfig
 
     p = subparsers.add_parser("qk", help="boundary heads and the QK twist test", description=__doc__)
     p.add_argument("--model", default="data/model", help="trained model folder (linebreak train; default: data/model)")
@@ -24,8 +24,8 @@ def register(subparsers) -> None:
 
 def load_inputs(args):
     """Model, tokenizer and corpus named on the command line (shared with ``linebreak causal``)."""
-    from linebreak.arch import load_model
     from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.arch import load_model
 
     corpus = load_corpus(args.corpus)
     model, tokenizer = load_model(args.model)
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from linebreak.io import prepare_out_dir, save_json, to_jsonable
     from linebreak.plots.qk import plot_qk
-    from linebreak.qk import PRESETS, QKConfig, qk_analysis
+    from linebreak.presets import QK as PRESETS
+    from linebreak.qk.analysis import QKConfig, qk_analysis
 
     cfg = resolve_config(QKConfig, PRESETS, args.preset, args)
     out = prepare_out_dir(args.out, args.force, "qk.json")

@@ -11,7 +11,7 @@ import argparse
 
 def register(subparsers) -> None:
     from linebreak.config import add_config_args
-    from linebreak.study import StudyConfig  # noqa: I001  (light: dataclasses only at import)
+    from linebreak.study.pipeline import StudyConfig  # noqa: I001  (light: dataclasses only at import)
 
     p = subparsers.add_parser("study", help="the whole study in one command, with a report",
                               description=__doc__)
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from linebreak.study import StudyConfig, run_study
+    from linebreak.study.pipeline import StudyConfig, run_study
 
     base = StudyConfig()
     cfg = dataclasses.replace(base, **{f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(base)

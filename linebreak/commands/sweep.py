@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linebreak.sweep import run_sweep
+    from linebreak.study.sweep import run_sweep
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     rec = run_sweep(args.config, args.out, only)

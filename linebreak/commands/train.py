@@ -8,8 +8,8 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.model import ModelConfig
-    from linebreak.train import OptimConfig
+    from linebreak.train.loop import OptimConfig
+    from linebreak.train.model import ModelConfig
 
     p = subparsers.add_parser("train", help="train a newline model from scratch", description=__doc__)
     p.add_argument("--corpus", default="data/corpus", help="corpus folder (default: data/corpus)")
@@ -24,8 +24,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from linebreak.corpus import load_corpus
-    from linebreak.model import ModelConfig
-    from linebreak.train import PRESETS, OptimConfig, TrainConfig, train
+    from linebreak.presets import TRAIN as PRESETS
+    from linebreak.train.loop import OptimConfig, TrainConfig, train
+    from linebreak.train.model import ModelConfig
 
     if args.force and args.resume:
         from linebreak.io import UserError

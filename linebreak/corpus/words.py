@@ -4,7 +4,7 @@ Only the *lengths* of words matter for line breaking, so the vocabulary is built
 ``min_len`` to ``max_len`` is present (an equal share of the types per length, capped by how many distinct
 lowercase spellings of that length exist) and frequencies follow Zipf's law, ``p(rank) ∝ rank^-s``, over a
 seeded random ranking of the types. Words are then sampled independently, which is what makes the
-Bayes-optimal newline predictor a closed form of the characters remaining (see :mod:`linebreak.baselines`).
+Bayes-optimal newline predictor a closed form of the characters remaining (see :mod:`linebreak.train.baselines`).
 
 The optional per-document *length bias* tilts the distribution towards shorter or longer words in each
 document, ``p_doc(w) ∝ p(w) · exp(b · len(w))`` with ``b ~ U[-bias, bias]``, so that "tokens since the

@@ -1,10 +1,10 @@
-"""Figures of the QK twist analysis, drawn from the JSON-ready result of :func:`linebreak.qk.qk_analysis`.
+"""Figures of the QK twist analysis, drawn from the JSON-ready result of :func:`linebreak.qk.analysis.qk_analysis`.
 
 - ``qk_matrices_<head>.png``: the three cosine matrices (through the head's QK, identity, random control)
   with the per-row argmax drawn over each and the diagonal ``k = i`` for reference;
 - ``qk_logits_<head>.png``: the head's mean attention logit over (count, width) and its interaction part
   (what a twist carries), titled with the count / width / interaction split of
-  :func:`linebreak.twist.score_decomposition`;
+  :func:`linebreak.qk.twist.score_decomposition`;
 - ``qk_pca_<head>.html`` (+ ``.png``): joint 3-D PCA of count means and width means in the residual stream
   beside the same through the head's ``W_Q`` / ``W_K`` (the twist made visible);
 - ``qk_response.png``: attention to the previous newline against characters remaining, top heads;
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.plots.common import new_figure, save_html, save_png
-from linebreak.twist import two_way_parts
+from linebreak.qk.twist import two_way_parts
 
 
 def _arr(x) -> np.ndarray:

@@ -11,7 +11,7 @@
 - :func:`newline_loss` splits next-token cross-entropy into positions whose next token is the newline and
   all other positions (the measure every causal check reports).
 
-Heads are located through :mod:`linebreak.arch`; the output projection (``c_proj`` / ``o_proj`` /
+Heads are located through :mod:`linebreak.hooks.arch`; the output projection (``c_proj`` / ``o_proj`` /
 ``dense``) is found here, since only the causal analyses need it.
 """
 
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from linebreak import arch
+from linebreak.hooks import arch
 
 
 def out_proj(model, layer: int):

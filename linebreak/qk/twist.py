@@ -211,7 +211,7 @@ def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Ge
     ``query_map(W, b)`` gives the query-side vectors through a map ``W`` (with the head's bias ``b_Q``;
     ``None`` for the control); by default :func:`plain_query_map` of ``Q_side``. A rotary model's query is
     rotated by its offset to the key before the dot product, so its per-count query vectors depend on more
-    than the means (see :mod:`linebreak.qk`).
+    than the means (see :mod:`linebreak.qk.analysis`).
     """
     qmap = query_map or plain_query_map(Q_side)
     K = np.asarray(K_side, dtype=np.float64)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
+from linebreak.grok import analysis
+from linebreak.grok.config import GrokConfig
+from linebreak.grok.data import ModpData, check_task, make_data
+from linebreak.grok.model import Transformer
+from linebreak.grok.phases import detect_phases
 from linebreak.io import UserError, append_jsonl, load_tensors, prepare_out_dir, save_json, save_tensors, write_text
-from linebreak.modp import analysis
-from linebreak.modp.config import PRESETS, GrokConfig  # noqa: F401  (re-exported)
-from linebreak.modp.data import ModpData, check_task, make_data
-from linebreak.modp.model import Transformer
-from linebreak.modp.phases import detect_phases
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _eval_record(model: Transformer, data: ModpData, step: int) -> dict:
 def train(cfg: GrokConfig, data: ModpData, log_path: Path, ckpt_dir: Path, resume_from: str | None = None,
           progress: bool = True) -> tuple[Transformer, list[dict], dict[int, dict]]:
     """The training loop. Returns the model, the log records and in-memory weight snapshots for measures."""
-    from tqdm.auto import tqdm
+    from linebreak.progress import bar
 
     torch.manual_seed(cfg.seed)
     if resume_from:
@@ -110,13 +110,13 @@ def train(cfg: GrokConfig, data: ModpData, log_path: Path, ckpt_dir: Path, resum
             snapshots[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_checkpoint(ckpt_dir / f"step_{step:06d}.safetensors", model, opt, cfg, step)
-        bar.set_postfix(train=f"{rec['train_acc']:.3f}", test=f"{rec['test_acc']:.3f}", refresh=False)
+        pbar.set_postfix(train=f"{rec['train_acc']:.3f}", test=f"{rec['test_acc']:.3f}", refresh=False)
         model.train()
 
-    bar = tqdm(range(start, cfg.steps), desc=f"grok P={cfg.p}", disable=not progress, mininterval=1.0)
+    pbar = bar(range(start, cfg.steps), desc=f"grok P={cfg.p}", disable=not progress, mininterval=1.0)
     if start % cfg.eval_every == 0:
         observe(start)
-    for step in bar:
+    for step in pbar:
         loss = analysis.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linebreak import arch
+from linebreak.hooks import arch
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors
 
 SITES = ("resid_pre", "resid_mid", "resid_post", "ln1", "q", "k", "pattern")
@@ -107,7 +107,8 @@ def _rows(n_docs: int, T: int, max_tokens: int, seed: int) -> np.ndarray:
 def capture(model, corpus, cfg: CaptureConfig = CaptureConfig(), progress: bool = True) -> Activations:
     """Run ``model`` over ``corpus.splits[cfg.split]`` and collect activations and labels (see module doc)."""
     import torch
-    from tqdm.auto import tqdm
+
+    from linebreak.progress import bar
 
     if cfg.split not in corpus.splits:
         raise UserError(f"corpus has no split {cfg.split!r}; it has {', '.join(corpus.splits)}")
@@ -178,7 +179,7 @@ def capture(model, corpus, cfg: CaptureConfig = CaptureConfig(), progress: bool 
                     lambda m, a, o, n=n: store_pattern(n["pattern"], o[1])))
 
         with torch.no_grad():
-            for start in tqdm(range(0, n_docs, cfg.batch_size), desc="capture", unit="batch",
+            for start in bar(range(0, n_docs, cfg.batch_size), desc="capture", unit="batch",
                               disable=not progress):
                 sl = slice(start, start + cfg.batch_size)
                 state["sel"] = torch.from_numpy(keep[sl])

@@ -2,7 +2,7 @@
 
 The loop is deliberately plain (nanoGPT-style): AdamW with linear warm-up and cosine decay, gradient clipping,
 next-token cross-entropy on whole documents. Every ``eval_every`` steps it scores the newline decisions on
-validation documents against the Bayes references (:mod:`linebreak.baselines`), appends a line to
+validation documents against the Bayes references (:mod:`linebreak.train.baselines`), appends a line to
 ``eval.jsonl`` and writes a checkpoint folder atomically (weights and AdamW moments as safetensors, the
 step and settings as JSON: nothing is pickled), so ``resume=True`` continues an interrupted run exactly:
 the batch at step ``s`` is a pure function of (seed, s).
@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from linebreak.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
 from linebreak.corpus.labels import labels_for_split
-from linebreak.corpus.store import Corpus, CorpusConfig
+from linebreak.corpus.store import Corpus
 from linebreak.io import (
     UserError,
     append_jsonl,
@@ -40,7 +39,8 @@ from linebreak.io import (
     to_jsonable,
     write_text,
 )
-from linebreak.model import ModelConfig, build_model
+from linebreak.train.baselines import binary_ce, break_prob_oracle, break_prob_posterior, newline_positions
+from linebreak.train.model import ModelConfig, build_model
 
 
 @dataclass(frozen=True)
@@ -70,36 +70,6 @@ class OptimConfig:
 class TrainConfig:
     model: ModelConfig
     optim: OptimConfig
-
-
-@dataclass(frozen=True)
-class Preset:
-    data: CorpusConfig
-    train: TrainConfig
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        CorpusConfig(widths="12:24", seq_len=64, n_train=400, n_val=32, vocab_size=40, max_word_len=6),
-        TrainConfig(ModelConfig(n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=64),
-                    OptimConfig(steps=500, batch_size=16, lr=3e-3, warmup_steps=20, eval_every=100,
-                                eval_docs=32, threads=1)),
-    ),
-    # the exploratory run's recipe (docs/training.md): GPT-2 4L d128 4H, 1500 steps of 16 x 256 tokens
-    "gpt2": Preset(
-        CorpusConfig(),
-        TrainConfig(ModelConfig(n_layer=4, d_model=128, n_head=4, d_mlp=512, n_ctx=256),
-                    OptimConfig(steps=1500, eval_every=250)),
-    ),
-    # chosen by the helix-and-twist sweep (docs/sweep.md): the same model with rotary positions (a Llama-style
-    # decoder from transformers) learns line breaking far faster on a CPU (0.95 of the achievable newline
-    # information after 600 steps, where GPT-2 with learned positions had 0.71)
-    "default": Preset(
-        CorpusConfig(),
-        TrainConfig(ModelConfig(arch="llama", pos="rotary", n_layer=4, d_model=128, n_head=4, d_mlp=512, n_ctx=256),
-                    OptimConfig(steps=1000, eval_every=250)),
-    ),
-}
 
 
 @dataclass
@@ -271,7 +241,7 @@ def add_resid_noise(model, scale: float, generator) -> list:
     """
     import torch
 
-    from linebreak.arch import blocks
+    from linebreak.hooks.arch import blocks
 
     def pre_hook(module, args, kwargs):
         if not module.training:
@@ -323,7 +293,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
           resume: bool = False) -> TrainResult:
     """Train ``cfg`` on ``corpus`` into ``out_dir``; see the module docstring for what it writes."""
     import torch
-    from tqdm.auto import tqdm
+
+    from linebreak.progress import bar
 
     out_dir, o = Path(out_dir), cfg.optim
     _check_settings(cfg, corpus)
@@ -351,9 +322,9 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     hooks = add_resid_noise(model, o.resid_noise, noise) if o.resid_noise > 0 else []
     model.train()
     t0, losses = time.perf_counter() - elapsed, []
-    bar = tqdm(range(start, o.steps + 1), initial=start, total=o.steps + 1, desc="train", unit="step",
+    pbar = bar(range(start, o.steps + 1), initial=start, total=o.steps + 1, desc="train", unit="step",
                dynamic_ncols=True)
-    for step in bar:
+    for step in pbar:
         if (step % o.eval_every == 0 or step == o.steps) and not (resume and step == start):
             rec = {"step": step, "tokens": step * o.batch_size * data.shape[1],
                    "train_loss": float(np.mean(losses)) if losses else None, "lr": lr_at(max(step - 1, 0), o),
@@ -361,7 +332,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                    **evaluate_newlines(model, corpus, "validation", o.eval_docs)}
             losses = []
             append_jsonl(out_dir / "eval.jsonl", rec)
-            bar.set_postfix(nl_ce=f"{rec['newline_ce']:.3f}", info=f"{rec['info_captured']:.2f}")
+            pbar.set_postfix(nl_ce=f"{rec['newline_ce']:.3f}", info=f"{rec['info_captured']:.2f}")
             if 0 < step < o.steps:
                 _save_checkpoint(out_dir, model, optimizer, step, rec)
         if step == o.steps:
@@ -370,7 +341,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         if hooks:  # this step's noise depends only on (seed, step), so a resumed run draws the same
             noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
         losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
-    bar.close()
+    pbar.close()
     for hook in hooks:
         hook.remove()
     seconds = time.perf_counter() - t0

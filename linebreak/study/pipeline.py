@@ -1,7 +1,7 @@
 """``linebreak study``: the whole study in one command, resumable, ending in a report a researcher can read.
 
 Stages, each a folder under the output directory, each reused while its inputs are unchanged
-(:mod:`linebreak.stages`):
+(:mod:`linebreak.study.stages`):
 
     corpus   generate the wrapped corpus               (or re-wrap ``--text`` with ``--model``'s tokenizer)
     model    train the newline model                   (skipped with ``--model DIR``: analyse that model)
@@ -11,8 +11,8 @@ Stages, each a folder under the output directory, each reused while its inputs a
     causal   head / subspace ablations, count patching, insertion sweep
     grok     the mod-P Fourier reference (``fast`` preset)
 
-then ``report.md`` / ``report.json`` (:mod:`linebreak.findings` turns stage summaries into findings).
-The sweep (:mod:`linebreak.sweep`) runs the first four stages for many settings through
+then ``report.md`` / ``report.json`` (:mod:`linebreak.study.findings` turns stage summaries into findings).
+The sweep (:mod:`linebreak.study.sweep`) runs the first four stages for many settings through
 :func:`run_line_stages`.
 """
 
@@ -23,44 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from linebreak.analysis import ProbeConfig
-from linebreak.capture import CaptureConfig
-from linebreak.causal import CausalConfig
 from linebreak.corpus.store import CorpusConfig
 from linebreak.io import UserError, save_json
-from linebreak.qk import QKConfig
-from linebreak.stages import StageResult, run_stage
-from linebreak.train import PRESETS as TRAIN_PRESETS
-from linebreak.train import Preset as TrainPreset
+from linebreak.presets import STUDY as STUDY_PRESETS
+from linebreak.presets import StudyPreset, TrainPreset
+from linebreak.study.stages import StageResult, run_stage
 
 STAGES = ("corpus", "model", "manifold", "qk", "causal", "grok")
-
-
-@dataclass(frozen=True)
-class StudyPreset:
-    """Everything a study run needs: the training preset (data + model + optimiser) and the analyses."""
-    train: TrainPreset
-    capture: CaptureConfig
-    probe: ProbeConfig
-    qk: QKConfig
-    causal: CausalConfig
-    grok: str  # a preset name of linebreak.modp.train.PRESETS
-
-
-_CAPTURE = CaptureConfig(max_docs=256, max_tokens=32768, sites="resid_pre,resid_post", pattern_docs=0)
-STUDY_PRESETS: dict[str, StudyPreset] = {
-    "default": StudyPreset(TRAIN_PRESETS["default"], _CAPTURE, ProbeConfig(), QKConfig(), CausalConfig(),
-                           "fast"),
-    # the exploratory run's GPT-2 with learned positions (the sweep's base)
-    "gpt2": StudyPreset(TRAIN_PRESETS["gpt2"], _CAPTURE, ProbeConfig(), QKConfig(), CausalConfig(), "fast"),
-    # seconds, for tests: the tiny training preset and small analyses
-    "tiny": StudyPreset(TRAIN_PRESETS["tiny"],
-                        CaptureConfig(max_docs=32, max_tokens=2048, sites="resid_pre,resid_post",
-                                      pattern_docs=0),
-                        ProbeConfig(min_per_count=4, value_probe_rows=1500),
-                        QKConfig(n_docs=32, min_per_value=4, min_values=3, top=2),
-                        CausalConfig(n_docs=16, n_random=2, min_per_value=4), "fast"),
-}
 
 
 @dataclass(frozen=True)
@@ -119,7 +88,7 @@ def corpus_stage(out: Path, data: CorpusConfig, model_dir: str, reuse: bool, log
 
 def model_stage(out: Path, preset: TrainPreset, corpus_res: StageResult, reuse: bool, log) -> StageResult:
     from linebreak.corpus.store import load_corpus
-    from linebreak.train import train
+    from linebreak.train.loop import train
 
     def work(path: Path) -> dict:
         res = train(preset.train, load_corpus(corpus_res.path), path, force=True)
@@ -131,7 +100,7 @@ def model_stage(out: Path, preset: TrainPreset, corpus_res: StageResult, reuse: 
 
 def control_model(model, cfg_model, corpus, path: Path) -> Path:
     """Save a randomly initialised model of the same architecture (seeded), the geometry control."""
-    from linebreak.model import build_model
+    from linebreak.train.model import build_model
 
     if cfg_model is not None:
         ctrl = build_model(cfg_model, len(corpus.token_lengths), corpus.bos_id)
@@ -148,10 +117,10 @@ def control_model(model, cfg_model, corpus, path: Path) -> Path:
 
 def manifold_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str],
                    cfg_model, reuse: bool, log) -> StageResult:
-    from linebreak.analysis import analyse, save_analysis
-    from linebreak.arch import load_model
-    from linebreak.capture import capture
+    from linebreak.capture.activations import capture
     from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.arch import load_model
+    from linebreak.probe.layers import analyse, save_analysis
 
     settings = {"capture": dataclasses.asdict(sp.capture), "probe": dataclasses.asdict(sp.probe)}
 
@@ -172,10 +141,10 @@ def manifold_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path
 
 def qk_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str], reuse: bool,
              log) -> StageResult:
-    from linebreak.arch import load_model
     from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.arch import load_model
     from linebreak.io import to_jsonable
-    from linebreak.qk import qk_analysis
+    from linebreak.qk.analysis import qk_analysis
 
     def work(path: Path) -> dict:
         model, tok = load_model(model_dir)
@@ -210,9 +179,9 @@ def run_line_stages(out: str | Path, cfg: StudyConfig, sp: StudyPreset | None = 
 
 def causal_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, qk_res: StageResult | None,
                  upstream: list[str], reuse: bool, log) -> StageResult:
-    from linebreak.arch import load_model
-    from linebreak.causal import causal_checks
+    from linebreak.causal.analysis import causal_checks
     from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.arch import load_model
     from linebreak.io import to_jsonable
 
     if qk_res is None:
@@ -229,8 +198,8 @@ def causal_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, 
 
 
 def grok_stage(out: Path, preset: str, seed: int, reuse: bool, log) -> StageResult:
-    from linebreak.modp.config import PRESETS
-    from linebreak.modp.train import run_grok
+    from linebreak.grok.train import run_grok
+    from linebreak.presets import GROK as PRESETS
 
     cfg = dataclasses.replace(PRESETS[preset], seed=seed)
 
@@ -242,7 +211,7 @@ def grok_stage(out: Path, preset: str, seed: int, reuse: bool, log) -> StageResu
 
 def _dir_fingerprint(path: str | Path) -> str:
     """A fingerprint of a model folder from its files' names, sizes and modification times."""
-    from linebreak.stages import fingerprint
+    from linebreak.study.stages import fingerprint
 
     p = Path(path)
     if not p.is_dir():
@@ -253,7 +222,7 @@ def _dir_fingerprint(path: str | Path) -> str:
 # ---- the whole study --------------------------------------------------------------------------------------
 def run_study(cfg: StudyConfig, out: str | Path, log=print) -> dict:
     """Run every stage not skipped, then figures and the report; returns the report record."""
-    from linebreak.findings import build_report
+    from linebreak.study.findings import build_report
 
     out = Path(out)
     skip = _skips(cfg)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from linebreak import manifold as M
-from linebreak.capture import hook_name
+from linebreak.capture.activations import hook_name
 from linebreak.io import UserError, save_json, save_tensors
-from linebreak.probes import ridge_probe, value_probes
+from linebreak.probe import manifold as M
+from linebreak.probe.estimators import ridge_probe, value_probes
 
 MARKER = "analysis.json"
 
@@ -114,11 +114,11 @@ def analyse(acts, cfg: ProbeConfig = ProbeConfig(), progress: bool = True) -> di
     Returns ``{"config", "capture", "layers": {"resid_post.2": {...}, ...}, "tensors": {name: array}}``;
     tensor names are ``"{site}.{layer}.{what}"`` (e.g. ``resid_post.2.count_probes.weight [V, d]``).
     """
-    from tqdm.auto import tqdm
+    from linebreak.progress import bar
 
     info = {k: acts.meta.get(k) for k in ("arch", "n_rows", "n_docs", "model")}
     out = {"config": asdict(cfg), "capture": info, "layers": {}, "tensors": {}}
-    for site, L in tqdm(_entries(acts, cfg), desc="probe", unit="layer", disable=not progress):
+    for site, L in bar(_entries(acts, cfg), desc="probe", unit="layer", disable=not progress):
         key = f"{site}.{L}"
         res, arrays = analyse_layer(acts.get(site, L).float().numpy(), acts.labels, cfg)
         out["layers"][key] = {"site": site, "layer": L, "hook": hook_name(site, L)} | res

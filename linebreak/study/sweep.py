@@ -2,7 +2,8 @@
 
 A sweep config (JSON, see ``sweeps/helix.json``) names a study preset as the base and a list of runs, each a
 set of overrides of the data, model and optimiser configs. Every run goes through the study's line-width
-stages (corpus -> model -> manifold with its random-init control -> qk; :func:`linebreak.study.run_line_stages`),
+stages (corpus -> model -> manifold with its random-init control -> qk;
+:func:`linebreak.study.pipeline.run_line_stages`),
 each reused while its inputs are unchanged, so an interrupted sweep resumes. Per run the sweep records the
 newline information captured, the count probe R^2, the centroids' PC spectrum, the ringing numbers, the helix
 fit and the QK twist verdict with its numbers, and checks them against the targets of issue #7
@@ -47,8 +48,8 @@ def _replace(obj, overrides: dict, what: str, run: str):
 
 def run_preset(spec: dict, run: dict):
     """The study preset of one sweep run: the base preset with the run's (and the sweep's common) overrides."""
-    from linebreak.study import STUDY_PRESETS
-    from linebreak.train import Preset
+    from linebreak.presets import STUDY as STUDY_PRESETS
+    from linebreak.presets import TrainPreset as Preset
 
     base = spec.get("base", "default")
     if base not in STUDY_PRESETS:
@@ -68,7 +69,7 @@ def run_preset(spec: dict, run: dict):
 
 def row(name: str, res: dict) -> dict:
     """The numbers of one finished run that the sweep compares."""
-    from linebreak.findings import _best_layer, _geom
+    from linebreak.study.findings.probe import _best_layer, _geom
 
     m = res["model"].summary if "model" in res else {}
     man = res["manifold"].summary
@@ -140,14 +141,15 @@ def same_settings(old, new, defaults) -> bool:
 def _default_settings() -> dict:
     """The settings record of a run whose every setting is at its dataclass default (as ``row`` stores one)."""
     from linebreak.corpus import CorpusConfig
-    from linebreak.model import ModelConfig
-    from linebreak.train import OptimConfig, Preset, TrainConfig
+    from linebreak.presets import TrainPreset as Preset
+    from linebreak.train.loop import OptimConfig, TrainConfig
+    from linebreak.train.model import ModelConfig
 
     return to_jsonable(dataclasses.asdict(Preset(CorpusConfig(), TrainConfig(ModelConfig(), OptimConfig()))))
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:
-    from linebreak.study import StudyConfig, run_line_stages
+    from linebreak.study.pipeline import StudyConfig, run_line_stages
 
     spec = load_sweep(spec_path)
     out = Path(out)

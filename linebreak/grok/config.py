@@ -31,15 +31,6 @@ class GrokConfig:
     checkpoint_every: int = field(default=5_000, metadata={"help": "steps between saved checkpoints"})
 
     def shape(self):
-        from linebreak.modp.model import ModelShape
+        from linebreak.grok.model import ModelShape
 
         return ModelShape(self.p, self.d_model, self.n_heads, self.d_head, self.d_mlp)
-
-
-PRESETS = {
-    # Nanda et al. 2023: P = 113, 30 % data, AdamW lr 1e-3, wd 1, betas (0.9, 0.98), 40k full-batch epochs.
-    "nanda": GrokConfig(),
-    # Chosen so that grokking shows plainly in about a minute on 2 CPU cores: see docs/modp.md.
-    "fast": GrokConfig(p=59, frac_train=0.4, d_mlp=256, lr=3e-3, weight_decay=2.0, steps=1_200,
-                       eval_every=25, measure_every=50, checkpoint_every=400),
-}

@@ -13,18 +13,18 @@ own norm* (TL ``blocks.{L}.ln1.hook_normalized``, what the heads really read):
   query side is the mean over the tokens of count ``i`` of ``R_Δ (x W_Q + b_Q)``, each token rotated by its
   offset to the previous newline, and only tokens that have one enter (``query_frame`` in the result). Without
   this a rotary head's QK matrix would be judged at offset 0, which is not what it computes. Then the matrices
-  come with offsets, line fits, ranking score and verdict (:mod:`linebreak.twist`);
+  come with offsets, line fits, ranking score and verdict (:mod:`linebreak.qk.twist`);
 - per head, measured attention: the attention from each word token to the most recent previous newline,
   binned by characters remaining (response curves), and the *key-side comparison test*: holding the width
   and the count fixed, does attention to that newline move with the length of the line it ended? (A head
   that compares count with the key's width must; a head gated by the query's own remaining-count need not.)
-- per head, *how* it compares (:func:`linebreak.twist.score_decomposition`): its mean attention logit from a
+- per head, *how* it compares (:func:`linebreak.qk.twist.score_decomposition`): its mean attention logit from a
   count-``i`` query onto a width-``k`` newline, split into a count effect, a width effect and their
   interaction. Subtraction on ramps is all additive; a twist is all interaction, and the cosine test sees only
   that part, so the split says what share of the head's real comparison the verdict is judging.
 - for the top heads: the PCA of their summed outputs, per characters remaining (the paper: 2 PCs, 92 %).
 - the *probe route* (``probes=True``), the paper's own sides: one logistic probe per count on the query
-  tokens and one per width on the newline tokens (:func:`linebreak.probes.value_probes`, held out by
+  tokens and one per width on the newline tokens (:func:`linebreak.probe.estimators.value_probes`, held out by
   document), their weight vectors taken through every head as above (rotary queries rotated by the
   offsets at which each count occurs) and judged by the same verdict. Probes are discriminative
   directions, not centroids; they show what the head does to the directions that *tell counts apart*.
@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linebreak import arch, heads, manifold, twist
+from linebreak.hooks import arch, heads
 from linebreak.io import UserError
-from linebreak.probes import value_probes
+from linebreak.probe import manifold
+from linebreak.probe.estimators import value_probes
+from linebreak.qk import twist
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,6 @@ class QKConfig:
                                                           "as the two sides (the paper's route)"})
 
 
-PRESETS = {"default": QKConfig(), "tiny": QKConfig(n_docs=32, min_per_value=4, min_values=3, top=2)}
 
 
 # ---- data -----------------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
     newline (:func:`_rotated_query_map`). Sums are kept apart for the two halves of the documents (even and
     odd index; leading axis of size 2: ``q_sum [2, n_layers, counts, offsets, d]``, ``k_sum [2, n_layers,
     widths, d]``) for the split-half check of the verdict; the full sums are their total."""
-    from tqdm.auto import tqdm
+    from linebreak.progress import bar
 
     nL, H, d = lay.n_layers, lay.n_heads, lay.d_model
     max_c = int(lab["count"].max()) + 1
@@ -115,7 +116,7 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
     k_sum, k_n = np.zeros((2, nL, max_k, d)), np.zeros((2, max_k))
     att_rows = []
     rows: dict = {"q": [[] for _ in range(nL)], "k": [[] for _ in range(nL)], "q_lab": [], "k_lab": []}
-    for s, e in tqdm(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
+    for s, e in bar(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
         out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
         qm, c, off = lab["query"][s:e], lab["count"][s:e], lab["offset"][s:e]
         if rotary:
@@ -149,7 +150,7 @@ def _collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary
 def _rotated_query_map(S: np.ndarray, n: np.ndarray, tables):
     """Per-count query vectors of a rotary head as it scores the previous newline: the mean over tokens of
     ``R_offset (x W_Q + b_Q)``, from per-(count, offset) sums ``S [counts, offsets, d]`` and counts
-    ``n [counts, offsets]``. Returns ``map(W, b) -> [counts, d_head]`` for :func:`linebreak.twist.head_summary`."""
+    ``n [counts, offsets]``. Returns ``map(W, b) -> [counts, d_head]`` for :func:`linebreak.qk.twist.head_summary`."""
     ci, oi = np.nonzero(n)
     rows, n_rows, n_c = S[ci, oi], n[ci, oi], n.sum(1)
 
@@ -164,7 +165,7 @@ def _rotated_query_map(S: np.ndarray, n: np.ndarray, tables):
 
 
 def _query_map(S_layer: np.ndarray, n: np.ndarray, values: np.ndarray, Q_means: np.ndarray, tables):
-    """The query side of one layer as :func:`linebreak.twist.head_summary` takes it: rotated to the previous
+    """The query side of one layer as :func:`linebreak.qk.twist.head_summary` takes it: rotated to the previous
     newline (:func:`_rotated_query_map`) when the model is rotary (``tables`` given), else the plain means."""
     if tables is None:
         return twist.plain_query_map(Q_means)
@@ -453,7 +454,7 @@ def qk_analysis(model, corpus, cfg: QKConfig = QKConfig(), tokenizer=None) -> di
 
 # ---- split-half check -------------------------------------------------------------------------------------
 def _half_summary(q_sum, q_n, k_sum, k_n, layer: int, weights, i_values, k_values, tables, cfg: QKConfig) -> dict:
-    """One head's :func:`linebreak.twist.head_summary` from one half's sums, over the full analysis' counts and
+    """One head's :func:`linebreak.qk.twist.head_summary` from one half's sums, over the full analysis' counts and
     widths that keep at least half the tokens a value needs there (``min_per_value // 2``, at least 2)."""
     min_n = max(2, cfg.min_per_value // 2)
     iv, Qm = _means(q_sum[layer][None, i_values].sum(2), q_n[i_values].sum(1), i_values, min_n)

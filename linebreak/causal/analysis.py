@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linebreak import arch, heads
+from linebreak.hooks import arch, heads
 from linebreak.io import UserError
-from linebreak.qk import _check_model, response_range, select_docs
+from linebreak.qk.analysis import _check_model, response_range, select_docs
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,6 @@ class CausalConfig:
     seed: int = 0
 
 
-PRESETS = {"default": CausalConfig(),
-           "tiny": CausalConfig(n_docs=32, n_random=2, min_per_value=4, n_strings=4, n_lines=16, top=2)}
 
 
 def _eval(model, ids: np.ndarray, newline_id: int, batch_size: int, p_at=None) -> dict:
@@ -400,8 +398,8 @@ def insertion_sweep(model, corpus, ids, lab, ranked, cfg: CausalConfig) -> dict:
 
 
 def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConfig(), tokenizer=None) -> dict:
-    """All four causal checks for the heads ranked by ``qk_result`` (:func:`linebreak.qk.qk_analysis`)."""
-    from tqdm.auto import tqdm
+    """All four causal checks for the heads ranked by ``qk_result`` (:func:`linebreak.qk.analysis.qk_analysis`)."""
+    from linebreak.progress import bar
 
     _check_model(model, tokenizer, corpus)
     ranked = [(int(h["layer"]), int(h["head"])) for h in qk_result.get("heads", [])]
@@ -410,7 +408,7 @@ def causal_checks(model, corpus, qk_result: dict, cfg: CausalConfig = CausalConf
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     nl = corpus.newline_id
     layer = ranked[0][0]
-    steps = tqdm(total=4, desc="causal", leave=False)
+    steps = bar(total=4, desc="causal", leave=False)
     base = _eval(model, ids, nl, cfg.batch_size)
     res = {"config": cfg, "n_docs": len(ids), "baseline": base}
     res["head_ablation"] = head_ablations(model, ids, nl, ranked, cfg, base)

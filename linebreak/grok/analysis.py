@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from linebreak import fourier
-from linebreak.modp.data import ModpData
-from linebreak.modp.model import Transformer
+from linebreak.grok.data import ModpData
+from linebreak.grok.model import Transformer
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
