@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linebreak.capture.activations import CaptureConfig
-from linebreak.causal.analysis import CausalConfig
+from linebreak.capture.config import CaptureConfig
+from linebreak.causal.config import CausalConfig
 from linebreak.corpus.store import CorpusConfig
 from linebreak.grok.config import GrokConfig
-from linebreak.probe.layers import ProbeConfig
-from linebreak.qk.analysis import QKConfig
-from linebreak.train.loop import OptimConfig, TrainConfig
+from linebreak.probe.config import ProbeConfig
+from linebreak.qk.config import QKConfig
+from linebreak.train.config import OptimConfig, TrainConfig
 from linebreak.train.model import ModelConfig
 
 

@@ -26,6 +26,13 @@ from linebreak.io import UserError, load_json, save_json, to_jsonable
 R = TypeVar("R", bound="Result")
 
 
+def _nan_for_null(value: Any) -> Any:
+    """Nested lists with null (a NaN written to JSON) as NaN again, for an array field."""
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return np.nan if value is None else value
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     """``value`` (parsed JSON) as the type ``tp``."""
     if tp is Any or value is None and tp is not float:
@@ -39,8 +46,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         return float("nan") if value is None else float(value)
     if tp is np.ndarray:
-        return np.asarray([np.nan if v is None else v for v in value] if isinstance(value, list) and value
-                          and not isinstance(value[0], list) else value)
+        return np.asarray(_nan_for_null(value))
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, where)
     if origin is list:

@@ -4,7 +4,9 @@
     python scripts/comparison_table.py --causal runs/keyabl/*/ > key_ablation.md
 
 Each argument is a folder holding a ``qk.json`` written by ``linebreak qk`` (or the file itself; a folder
-named ``qk``, a study's or sweep run's stage, names its row by the run folder above it). One
+named ``qk``, a study's or sweep run's stage, names its row by the run folder above it), read as a
+:class:`linebreak.qk.result.QKResult` (a file written before results carried a ``format`` is read as that
+format, and refused in one line if it lacks what the format needs). One
 markdown row per model: the verdict's best head and the head whose attention to the previous newline moves
 most, each with its split of the mean count x width attention logit into count effect / width effect /
 interaction (:func:`linebreak.qk.twist.score_decomposition`), and the largest interaction share of any head
@@ -25,31 +27,38 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.io import UserError, load_json
-from linebreak.qk.analysis import response_range
+from linebreak.qk.attention import response_range
+from linebreak.qk.result import Comparison, HeadSummary, QKResult
 
 
 def _shares(c: dict) -> str:
     return f"{c['count_share']:.2f} / {c['width_share']:.2f} / {c['interaction_share']:.3f}"
 
 
-def _split(h: dict) -> str:
-    return f"{h['name']} {_shares(h['comparison'])}"
+def _split(h: HeadSummary) -> str:
+    c: Comparison = h.comparison
+    return f"{h.name} {c.count_share:.2f} / {c.width_share:.2f} / {c.interaction_share:.3f}"
 
 
-def row(name: str, q: dict, min_range: float) -> tuple[str, dict]:
-    """One model's markdown row and the numbers the summary line takes its medians of."""
-    heads = q["heads"]
-    if "comparison" not in heads[0]:
+def read_qk(name: str, d: dict) -> QKResult:
+    """A parsed qk.json as a :class:`QKResult`; one without ``format`` (written before results carried one) is
+    read as the current format, and any file that lacks a field is refused in one line."""
+    if any("comparison" not in h for h in d.get("heads", [])):
         raise UserError(f"{name}: qk.json has no score decomposition; rerun linebreak qk")
-    best = next(h for h in heads if h["name"] == q["verdict"]["best_head"])
-    moving = max(heads, key=response_range)
-    live = [h for h in heads if response_range(h) >= min_range] or [moving]
-    top = max(live, key=lambda h: h["comparison"]["interaction_share"])
+    return QKResult.from_json({"format": QKResult.FORMAT, **d} if "format" not in d else d, where=f"{name}: qk.json")
+
+
+def row(name: str, q: QKResult, min_range: float) -> tuple[str, dict]:
+    """One model's markdown row and the numbers the summary line takes its medians of."""
+    best = q.head(q.verdict.best_head)
+    moving = max(q.heads, key=response_range)
+    live = [h for h in q.heads if response_range(h) >= min_range] or [moving]
+    top = max(live, key=lambda h: h.comparison.interaction_share)
     cells = [name, _split(best), _split(moving), f"{response_range(moving):.2f}",
-             str(moving["response"]["peak_remaining"]), f"{top['name']} {top['comparison']['interaction_share']:.3f}",
-             "yes" if q["verdict"]["passes"] else "no"]
-    nums = {"best": best["comparison"]["interaction_share"], "moving": moving["comparison"]["interaction_share"],
-            "top": top["comparison"]["interaction_share"]}
+             str(moving.response.peak_remaining), f"{top.name} {top.comparison.interaction_share:.3f}",
+             "yes" if q.verdict.passes else "no"]
+    nums = {"best": best.comparison.interaction_share, "moving": moving.comparison.interaction_share,
+            "top": top.comparison.interaction_share}
     return "| " + " | ".join(cells) + " |", nums
 
 
@@ -85,7 +94,8 @@ def comparison_table(paths: list[Path], min_range: float) -> str:
              "|---|---|---|---|---|---|---|"]
     nums = []
     for path in paths:
-        line, n = row(*_json_in(path, "qk.json"), min_range)
+        name, d = _json_in(path, "qk.json")
+        line, n = row(name, read_qk(name, d), min_range)
         lines.append(line)
         nums.append(n)
     med = {k: float(np.median([n[k] for n in nums])) for k in nums[0]}

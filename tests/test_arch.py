@@ -1,5 +1,6 @@
-"""linebreak.arch on tiny random GPT-2, Llama (grouped-query) and GPT-NeoX models: the per-head W_Q/W_K it
-returns must reproduce the queries and keys the model actually computes from the attention norm's output."""
+"""linebreak.hooks on tiny random GPT-2, Llama (grouped-query) and GPT-NeoX models: the per-head W_Q/W_K arch
+returns must reproduce the queries and keys the model actually computes from the attention norm's output, and
+run_with_hooks / run_with_cache must read and edit the forward pass exactly (TransformerLens names)."""
 
 import pytest
 import torch
@@ -8,6 +9,15 @@ from linebreak.hooks import arch
 from linebreak.io import UserError
 
 VOCAB = 48
+EPS32 = float(torch.finfo(torch.float32).eps)
+
+
+def affine_tol(x, W, b):
+    """Worst-case float32 rounding difference between two evaluations of ``x @ W[h] + b[h]`` (any summation
+    order): each is within ``gamma_(n+1) * (|x| @ |W| + |b|)`` of the exact value, ``n`` the number of terms,
+    ``gamma_m = m u / (1 - m u) <= m eps`` (u = eps / 2), so two differ by at most twice that."""
+    n = x.shape[-1]
+    return 2 * (n + 1) * EPS32 * (torch.einsum("...d,hde->...he", x.abs(), W.abs()) + b.abs())
 
 
 def tiny_model(kind: str = "gpt2", seed: int = 0, n_layer: int = 2, d: int = 32, n_head: int = 4):
@@ -67,8 +77,8 @@ def test_qk_weights_reproduce_model_queries_and_keys(kind):
         assert W_Q.shape == W_K.shape == (4, 32, 8) and b_Q.shape == b_K.shape == (4, 8)
         q = torch.einsum("btd,hde->bthe", seen["x"], W_Q) + b_Q
         k = torch.einsum("btd,hde->bthe", seen["x"], W_K) + b_K
-        torch.testing.assert_close(q, seen["q"], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(k, seen["k"], atol=1e-5, rtol=1e-5)
+        assert ((q - seen["q"]).abs() <= affine_tol(seen["x"], W_Q, b_Q)).all()
+        assert ((k - seen["k"]).abs() <= affine_tol(seen["x"], W_K, b_K)).all()
         assert b_Q.abs().sum() > 0  # biases were read, not zero-filled
 
 
@@ -91,7 +101,7 @@ def test_load_model_round_trip_and_bad_folders(tmp_path):
     assert not loaded.training and loaded.config._attn_implementation == "eager"
     assert next(loaded.parameters()).dtype == torch.float32
     for a, b in zip(arch.qk_weights(model, 1), arch.qk_weights(loaded, 1)):
-        torch.testing.assert_close(a, b)
+        assert torch.equal(a, b)  # the same float32 weights, read the same way
     with pytest.raises(UserError, match="no config.json"):
         arch.load_model(tmp_path / "nothing")
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
@@ -112,26 +122,35 @@ def test_rotate_by_offset_reproduces_the_attention_pattern(kind):
     the causal mask, are the attention pattern the model computes (GQA, biases and NeoX's partial rotary)."""
     import numpy as np
 
-    from linebreak.hooks import heads
+    from linebreak.hooks.run import run_with_cache
 
     model = tiny_model(kind)
     T = 12
     ids = torch.randint(0, VOCAB, (1, T))
     seen = {}
     handle = arch.attn_norm(model, 1).register_forward_hook(lambda m, i, o: seen.__setitem__("x", o))
-    out = heads.forward(model, ids)
+    _, cache = run_with_cache(model, ids, ["blocks.1.attn.hook_pattern"])
     handle.remove()
+    pattern = cache["blocks.1.attn.hook_pattern"]
     x = seen["x"][0].double().numpy()
     W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, 1))
     tables = arch.rotary_tables(model, T - 1)
     t, s = np.tril_indices(T)
+    d, dh = x.shape[1], W_Q.shape[2]
     for h in range(4):
         q, k = x @ W_Q[h] + b_Q[h], x @ W_K[h] + b_K[h]
         scores = np.full((T, T), -np.inf)
         scores[t, s] = (arch.rotate_by_offset(q[t], t - s, tables) * k[s]).sum(1) / np.sqrt(q.shape[1])
         p = np.exp(scores - scores.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
-        np.testing.assert_allclose(p, out["pattern"][1][0, h].double().numpy(), atol=1e-5)
+        # The model's float32 scores: q and k each within (d + 1) eps A of exact (A bounds |x| @ |W| + |b|,
+        # hence every |q_i|, |k_i|), the rotation adds a few eps and mixes two components (sqrt 2), the dot
+        # product over d_head terms another d_head eps: |dscore| <= sqrt(2 dh) (2 d + dh + 5) eps A_q A_k.
+        # Softmax turns a score error e into a probability error <= 2 e (p <= 1), plus rounding.
+        A_q = (np.abs(x) @ np.abs(W_Q[h]) + np.abs(b_Q[h])).max()
+        A_k = (np.abs(x) @ np.abs(W_K[h]) + np.abs(b_K[h])).max()
+        d_score = np.sqrt(2 * dh) * (2 * d + dh + 5) * EPS32 * A_q * A_k
+        np.testing.assert_allclose(p, pattern[0, h].double().numpy(), rtol=0, atol=2 * d_score + 4 * EPS32)
     assert arch.is_rotary(model) and not arch.is_rotary(tiny_model("gpt2"))
 
 
@@ -160,7 +179,7 @@ def test_attention_only_models(kind, tmp_path):
 
     again = AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
     with torch.no_grad():
-        torch.testing.assert_close(again(ids).logits, model.eval()(ids).logits)
+        assert torch.equal(again(ids).logits, model.eval()(ids).logits)  # same weights, same kernels
     with pytest.raises(Err, match="d_mlp"):
         build_model(ModelConfig(d_mlp=-1), VOCAB, 0)
 
@@ -168,8 +187,12 @@ def test_attention_only_models(kind, tmp_path):
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
 def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
     """The slice arch.key_slice names is the key qk_sources reads for that head; editing it through
-    heads.edit_keys changes that head's attention pattern (and any head sharing its key group) and no other."""
-    from linebreak.hooks import heads
+    edit_keys changes that head's attention pattern (and any head sharing its key group) and no other."""
+    from linebreak.hooks.interventions import edit_keys
+    from linebreak.hooks.run import run_with_cache
+
+    def pattern(m, x):
+        return run_with_cache(m, x, [f"blocks.{layer}.attn.hook_pattern"])[1][f"blocks.{layer}.attn.hook_pattern"]
 
     model = tiny_model(kind)
     ids = torch.randint(2, VOCAB, (2, 12))
@@ -185,11 +208,126 @@ def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
     H = arch.layout(model).n_heads
     for h in range(H):
         module, sl = arch.key_slice(model, layer, h)
-        torch.testing.assert_close(seen[id(module)][..., sl], seen["k"][..., h, :])
+        assert torch.equal(seen[id(module)][..., sl], seen["k"][..., h, :])  # the same numbers, only sliced
 
-    base = heads.forward(model, ids)["pattern"][layer]
-    with heads.edit_keys(model, layer, 2, lambda k, x: torch.zeros_like(k) + (x[..., None] == ids[0, 0])):
-        edited = heads.forward(model, ids)["pattern"][layer]
-    changed = [h for h in range(H) if not torch.allclose(edited[:, h], base[:, h])]
+    base = pattern(model, ids)
+    with edit_keys(model, layer, 2, lambda k, x: torch.zeros_like(k) + (x[..., None] == ids[0, 0])):
+        edited = pattern(model, ids)
+    changed = [h for h in range(H) if not torch.equal(edited[:, h], base[:, h])]  # others: untouched, bit for bit
     shared = [2, 3] if kind == "llama" else [2]  # Llama here has 2 key groups of 2 heads
     assert changed == shared
+
+
+# ---- linebreak.hooks.run: run_with_hooks / run_with_cache on TransformerLens names ---------------------------
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
+def test_run_with_cache_matches_the_models_hidden_states(kind):
+    """hook_resid_pre of layer L is the model's own hidden_states[L] (and resid_post of L is hidden_states[L+1]
+    below the last layer, whose hidden state HF reports after the final norm), bit for bit."""
+    from linebreak.hooks.run import run_with_cache
+
+    model = tiny_model(kind)
+    ids = torch.randint(0, VOCAB, (2, 10))
+    names = [f"blocks.{L}.hook_resid_pre" for L in range(2)] + ["blocks.0.hook_resid_post"]
+    logits, cache = run_with_cache(model, ids, names)
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True)
+    assert torch.equal(logits, out.logits)
+    for L in range(2):
+        assert torch.equal(cache[f"blocks.{L}.hook_resid_pre"], out.hidden_states[L])
+    assert torch.equal(cache["blocks.0.hook_resid_post"], out.hidden_states[1])
+    assert not cache["blocks.0.hook_resid_pre"].requires_grad
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
+def test_replacing_hook_z_equals_the_same_edit_made_in_the_weights(kind):
+    """Zeroing head 1's z at blocks.1.attn.hook_z changes the logits exactly as zeroing that head's slice of
+    the output projection's weight does (the products are exact zeros either way)."""
+    import copy
+
+    from linebreak.hooks.run import run_with_hooks
+
+    model = tiny_model(kind)
+    ids = torch.randint(0, VOCAB, (2, 10))
+    dh = arch.layout(model).d_head
+
+    def zero_head_1(z, name):
+        assert name == "blocks.1.attn.hook_z" and z.shape == (2, 10, 4, dh)
+        z = z.clone()
+        z[..., 1, :] = 0
+        return z
+
+    hooked = run_with_hooks(model, ids, [("blocks.1.attn.hook_z", zero_head_1)])
+    by_hand = copy.deepcopy(model)
+    proj = arch.out_proj(by_hand, 1)
+    with torch.no_grad():
+        if kind == "gpt2":  # Conv1D: out = z @ W, W [H * d_head, d_model]
+            proj.weight[dh: 2 * dh] = 0
+        else:  # Linear: out = z @ W.T, W [d_model, H * d_head]
+            proj.weight[:, dh: 2 * dh] = 0
+        expected = by_hand(ids).logits
+    assert torch.equal(hooked, expected)
+    assert not torch.equal(hooked, run_with_hooks(model, ids))  # the edit did something; no hook left behind
+    with torch.no_grad():
+        assert torch.equal(run_with_hooks(model, ids), model(ids).logits)
+
+
+@pytest.mark.parametrize("kind", ["llama", "neox"])
+def test_replacing_hook_resid_pre_equals_the_same_edit_of_the_embeddings(kind):
+    """Doubling blocks.0.hook_resid_pre is running the model on doubled input embeddings (no position
+    embedding is added to the residual in these models; doubling is exact in floating point)."""
+    from linebreak.hooks.run import run_with_hooks
+
+    model = tiny_model(kind)
+    ids = torch.randint(0, VOCAB, (2, 10))
+    hooked = run_with_hooks(model, ids, [("blocks.0.hook_resid_pre", lambda x, name: 2 * x)])
+    with torch.no_grad():
+        expected = model(inputs_embeds=2 * model.get_input_embeddings()(ids)).logits
+    assert torch.equal(hooked, expected)
+
+
+def test_hook_names_read_only_points_and_grouped_keys():
+    from linebreak.hooks.points import POINTS, hook_name, parse_name
+    from linebreak.hooks.run import run_with_hooks
+
+    for site in POINTS:
+        assert parse_name(hook_name(site, 3)) == (site, 3)
+    with pytest.raises(ValueError, match="unknown hook point"):
+        parse_name("blocks.0.mlp.hook_post")
+    model = tiny_model("llama")
+    ids = torch.randint(0, VOCAB, (1, 6))
+    for name in ("blocks.0.hook_resid_mid", "blocks.0.attn.hook_pattern"):
+        with pytest.raises(ValueError, match="can be read, not replaced"):
+            run_with_hooks(model, ids, [(name, lambda x, n: x * 2)])
+
+    def one_head_only(k, name):  # heads 0 and 1 share key head 0 (2 key groups of 2 query heads)
+        k = k.clone()
+        k[..., 0, :] = 0
+        return k
+    with pytest.raises(ValueError, match="share one key"):
+        run_with_hooks(model, ids, [("blocks.1.attn.hook_k", one_head_only)])
+    with pytest.raises(UserError, match="layer 7 does not exist"):
+        run_with_hooks(model, ids, [("blocks.7.hook_resid_pre", lambda x, n: None)])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_resid_noise_hooks_draw_what_the_training_loop_draws(kind):
+    """linebreak.hooks.interventions.add_resid_noise makes the same draws as the training loop's version: equal
+    logits in training mode for the same generator seed, none in eval mode."""
+    from linebreak.hooks.interventions import add_resid_noise
+    from linebreak.hooks.run import remove
+    from linebreak.train import loop
+
+    model = tiny_model(kind).train()
+    ids = torch.randint(0, VOCAB, (2, 10))
+    outs = []
+    for make in (loop.add_resid_noise, add_resid_noise):
+        handles = make(model, 0.3, torch.Generator().manual_seed(5))
+        outs.append(model(ids).logits.detach())
+        remove(handles)
+    assert torch.equal(outs[0], outs[1])
+    with torch.no_grad():
+        clean = model(ids).logits
+        handles = add_resid_noise(model.eval(), 0.3, torch.Generator().manual_seed(5))
+        assert torch.equal(model(ids).logits, clean)
+    remove(handles)
+    assert not torch.equal(outs[1], clean)

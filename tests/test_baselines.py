@@ -12,7 +12,7 @@ def test_oracle_matches_simulated_wrapping():
     lengths = rng.choice(len(probs), size=200_000, p=probs)
     for r in range(0, 8):
         want = np.mean(1 + lengths > r)  # the next word plus its space does not fit
-        assert abs(break_prob_oracle(np.array([r]), probs)[0] - want) < 0.005
+        assert abs(break_prob_oracle(np.array([r]), probs)[0] - want) < 0.005  # 200k draws: SE <= 0.0011
     assert break_prob_oracle(np.array([-3, 0, 1, 6, 50]), probs).tolist() == [1, 1, 1, 0, 0]
 
 

@@ -5,8 +5,11 @@ consistent across hooks, bounded memory, and one-line errors on bad input."""
 import numpy as np
 import pytest
 import torch
+from test_arch import EPS32, affine_tol
 
-from linebreak.capture.activations import CaptureConfig, capture, load_activations, save_activations
+from linebreak.capture.collect import capture
+from linebreak.capture.config import CaptureConfig
+from linebreak.capture.store import load_activations, save_activations
 from linebreak.hooks import arch
 from linebreak.io import UserError
 
@@ -53,21 +56,30 @@ def test_gpt2_capture_names_shapes_labels_and_consistency(corpus):
     # residual stream: embeddings in, post of L is pre of L+1, ln1 is layer-norm of resid_pre
     ids = torch.from_numpy(a.labels["token"])
     emb = model.transformer.wte.weight[ids] + model.transformer.wpe.weight[torch.from_numpy(a.labels["pos"])]
-    torch.testing.assert_close(a.acts["blocks.0.hook_resid_pre"], emb.detach())
-    torch.testing.assert_close(a.acts["blocks.0.hook_resid_post"], a.acts["blocks.1.hook_resid_pre"])
+    assert torch.equal(a.acts["blocks.0.hook_resid_pre"], emb.detach())  # the same float32 sum
+    assert torch.equal(a.acts["blocks.0.hook_resid_post"], a.acts["blocks.1.hook_resid_pre"])  # one tensor
     ln = arch.attn_norm(model, 1)
+    x64 = a.acts["blocks.1.hook_resid_pre"].double()
     with torch.no_grad():
-        torch.testing.assert_close(a.acts["blocks.1.ln1.hook_normalized"], ln(a.acts["blocks.1.hook_resid_pre"]))
+        g, b = ln.weight.double(), ln.bias.double()
+        exact = torch.nn.functional.layer_norm(x64, (32,), g, b, ln.eps)
+        normed = (exact - b) / g
+        sigma = (x64.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()
+    # float32 layer norm: the mean over d = 32 terms is off by <= d eps mean|x|, and x - mean by eps (|x| + |mean|),
+    # both divided by sigma; the variance is off by a relative (d + 2) eps, then sqrt, division, scale, shift
+    tol = ((32 + 8) * EPS32 * (g.abs() * normed.abs() + b.abs())
+           + (32 + 2) * EPS32 * g.abs() * (x64.abs() + x64.abs().mean(-1, keepdim=True)) / sigma)
+    assert ((a.acts["blocks.1.ln1.hook_normalized"].double() - exact).abs() <= tol).all()
     # q/k are W_Q/W_K projections of what attention reads
     for L in range(2):
         W_Q, b_Q, W_K, b_K = arch.qk_weights(model, L)
         x = a.acts[f"blocks.{L}.ln1.hook_normalized"]
-        torch.testing.assert_close(a.acts[f"blocks.{L}.attn.hook_q"], torch.einsum("nd,hde->nhe", x, W_Q) + b_Q,
-                                   atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(a.acts[f"blocks.{L}.attn.hook_k"], torch.einsum("nd,hde->nhe", x, W_K) + b_K,
-                                   atol=1e-5, rtol=1e-4)
+        q, k = torch.einsum("nd,hde->nhe", x, W_Q) + b_Q, torch.einsum("nd,hde->nhe", x, W_K) + b_K
+        assert ((a.acts[f"blocks.{L}.attn.hook_q"] - q).abs() <= affine_tol(x, W_Q, b_Q)).all()
+        assert ((a.acts[f"blocks.{L}.attn.hook_k"] - k).abs() <= affine_tol(x, W_K, b_K)).all()
     P = a.acts["blocks.0.attn.hook_pattern"]
-    torch.testing.assert_close(P.sum(-1), torch.ones(2, 4, 48))
+    # each row: 48 float32 probabilities, each rounded once after the division, summed in float32
+    torch.testing.assert_close(P.sum(-1), torch.ones(2, 4, 48), rtol=0, atol=(48 + 2) * EPS32)
     assert torch.triu(P, diagonal=1).abs().max() == 0  # causal
 
 
@@ -81,9 +93,9 @@ def test_llama_gqa_capture(corpus):
     _, _, W_K, b_K = arch.qk_weights(model, 1)
     k = a.acts["blocks.1.attn.hook_k"]
     assert k.shape == (3 * 48, 4, 8)
-    torch.testing.assert_close(k, torch.einsum("nd,hde->nhe", a.acts["blocks.1.ln1.hook_normalized"], W_K) + b_K,
-                               atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(k[:, 0], k[:, 1])  # heads 0 and 1 share key head 0
+    x = a.acts["blocks.1.ln1.hook_normalized"]
+    assert ((k - (torch.einsum("nd,hde->nhe", x, W_K) + b_K)).abs() <= affine_tol(x, W_K, b_K)).all()
+    assert torch.equal(k[:, 0], k[:, 1])  # heads 0 and 1 share key head 0 (a copy)
 
 
 def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
@@ -96,7 +108,7 @@ def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
     np.testing.assert_array_equal(a.labels["doc"], b.labels["doc"])  # seeded sample
     save_activations(a, tmp_path / "acts")
     c = load_activations(tmp_path / "acts")
-    torch.testing.assert_close(c.acts["blocks.0.hook_resid_post"], a.acts["blocks.0.hook_resid_post"])
+    assert torch.equal(c.acts["blocks.0.hook_resid_post"], a.acts["blocks.0.hook_resid_post"])
     np.testing.assert_array_equal(c.labels["remaining"], a.labels["remaining"])
     assert c.meta["layers"] == [0] and c.layers("resid_post") == [0]
 
@@ -131,3 +143,46 @@ def test_cli_capture_control_refusal_and_tokenizer_mismatch(corpus, corpus_dir, 
     rc, _, err = cli("capture", "--model", tmp_path / "model", "--corpus", corpus_dir, "--out", tmp_path / "x")
     assert rc == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("linebreak capture: error: the model's tokenizer does not match")
+
+
+def test_control_is_the_studys_construction(corpus, tmp_path):
+    """A linebreak-trained model's control is build_model of its config (the weights training started from);
+    another model's is torch.manual_seed(0) + from_config with eager attention. The study and
+    `capture --control` both build it here."""
+    import dataclasses
+
+    from test_arch import tiny_model
+    from transformers import AutoModelForCausalLM
+
+    from linebreak.capture.control import control_model, save_control_model, trained_config
+    from linebreak.io import save_json
+    from linebreak.train.model import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="gpt2", n_layer=1, d_model=32, n_head=4, d_mlp=64, n_ctx=64, init_seed=3)
+    vocab = len(corpus.token_lengths)
+    model = build_model(cfg, vocab, corpus.bos_id)
+    with torch.no_grad():  # "trained": the weights moved away from their initialisation
+        for p in model.parameters():
+            p.add_(0.5)
+    save_json(tmp_path / "m" / "train_config.json", {"model": dataclasses.asdict(cfg), "optim": {}})
+    assert trained_config(tmp_path / "m") == cfg and trained_config(tmp_path) is None
+    ctrl = control_model(model, corpus, trained_config(tmp_path / "m"))
+    fresh = build_model(cfg, vocab, corpus.bos_id).state_dict()
+    assert not ctrl.training and all(torch.equal(v, fresh[k]) for k, v in ctrl.state_dict().items())
+    other = control_model(model, corpus, cfg, seed=4).state_dict()
+    assert not torch.equal(other["transformer.h.0.attn.c_attn.weight"], fresh["transformer.h.0.attn.c_attn.weight"])
+    with pytest.raises(UserError, match="does not describe the model"):
+        control_model(model, corpus, dataclasses.replace(cfg, d_model=64))
+
+    external = tiny_model("llama")
+    torch.manual_seed(0)
+    expected = AutoModelForCausalLM.from_config(external.config, attn_implementation="eager").state_dict()
+    torch.manual_seed(123)  # the control sets its own seed
+    ctrl = control_model(external, corpus)
+    assert ctrl.config._attn_implementation == "eager"
+    assert all(torch.equal(v, expected[k]) for k, v in ctrl.state_dict().items())
+    # saved with the corpus tokenizer, it loads back as the same model
+    path = save_control_model(model, corpus, tmp_path / "ctrl", cfg)
+    loaded, tok = arch.load_model(path)
+    assert tok.get_vocab() == corpus.tokenizer.get_vocab()
+    assert all(torch.equal(v, fresh[k]) for k, v in loaded.state_dict().items())

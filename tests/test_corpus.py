@@ -106,6 +106,47 @@ def test_text_file_is_rewrapped(tmp_path):
     assert c.meta["text_sha256"]
 
 
+def test_text_rewrapped_for_another_tokenizer(tmp_path):
+    """corpus.external: the same prose tokenized by another model's tokenizer (here a corpus folder's), with
+    the folder steps the plain generator uses: the same split rule, metadata layout and refusals."""
+    from linebreak.corpus.external import generate_with_tokenizer
+    from linebreak.io import UserError
+
+    rng = np.random.default_rng(1)
+    vocab = ["the", "cat", "sat", "on", "a", "mat", "quietly", "while", "it", "rained"]
+    src = tmp_path / "in.txt"
+    src.write_text(" ".join(vocab[i] for i in rng.integers(0, len(vocab), 3000)) + "\n")
+    cfg = CorpusConfig(widths="10,20,30", seq_len=64, n_train=1000, n_val=5, text=str(src))
+    own = generate_corpus(cfg, tmp_path / "own")
+    ext = load_corpus(generate_with_tokenizer(cfg, own, tmp_path / "ext"))
+    meta = ext.meta
+    assert list(meta)[:4] == ["format", "config", "tokenizer_of", "text_sha256"] and meta["tokenizer_of"] == str(own)
+    assert list(meta)[-2:] == ["stats", "fingerprint"] and meta["text_sha256"] == load_corpus(own).meta["text_sha256"]
+    n_docs = sum(len(s.width) for s in ext.splits.values())
+    assert len(ext.splits["validation"].width) == min(5, max(1, n_docs // 5)) and n_docs > 20
+    assert (ext.splits["train"].input_ids[:, 0] == meta["bos_id"]).all()
+    assert meta["stats"]["train"]["newlines"] == int((ext.splits["train"].input_ids == ext.newline_id).sum())
+    text = (tmp_path / "ext" / "train.txt").read_text()
+    assert text.count(DOC_SEPARATOR) == len(ext.splits["train"].width) - 1
+    with pytest.raises(UserError, match="--force"):
+        generate_with_tokenizer(cfg, own, tmp_path / "ext")
+    src.write_text("the cat sat\n")
+    with pytest.raises(UserError, match="text too short"):
+        generate_with_tokenizer(cfg, own, tmp_path / "short")
+
+
+def test_generate_reads_presets_without_the_training_code(tmp_path):
+    """`linebreak generate` takes its data presets from linebreak.presets: the training loop is not imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from linebreak.cli import main; rc = main(['generate', '--preset', 'tiny', '--out', "
+            f"{str(tmp_path / 'c')!r}, '--n-train', '8', '--n-val', '2']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith('linebreak.train')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 ['linebreak.train', 'linebreak.train.config', 'linebreak.train.model']"
+
+
 @pytest.mark.parametrize("override, message", [
     ({"widths": "0,10"}, "positive"),
     ({"widths": "4:10"}, "shorter than the longest word"),

@@ -32,9 +32,10 @@ def test_bad_task_is_refused(p, frac):
 
 
 def test_eq_only_forward_matches_the_full_model():
-    m = Transformer(ModelShape(17, d_model=32, n_heads=2, d_head=16, d_mlp=64), seed=3)
+    m = Transformer(ModelShape(17, d_model=32, n_heads=2, d_head=16, d_mlp=64), seed=3).double()
     d = make_data(17, 0.5, 0)
-    torch.testing.assert_close(m(d.tokens), m.forward_all_positions(d.tokens), rtol=1e-5, atol=1e-5)
+    # in float64: the two orders of operations differ by ~1e-16 relative, far below the tolerance
+    torch.testing.assert_close(m(d.tokens), m.forward_all_positions(d.tokens), rtol=1e-10, atol=1e-10)
     assert sum(p.numel() for p in Transformer(ModelShape(113)).parameters()) == 226_688  # Nanda: ~226k
 
 
@@ -145,3 +146,30 @@ def test_same_seed_same_run(tmp_path):
     a = run_grok(cfg, tmp_path / "a", progress=False, figures=False, threads=1).records
     b = run_grok(cfg, tmp_path / "b", progress=False, figures=False, threads=1).records
     assert a == b
+
+
+def test_summary_is_typed_round_trips_and_refuses_another_format(tmp_path):
+    """run_grok's summary is a GrokResult: summary.json is its to_json() (the summary plus "format"; no
+    "figures" key when none were drawn), it loads back to the same object, and another format is refused."""
+    import json
+
+    from linebreak.grok.phases import Phases
+    from linebreak.grok.result import GrokResult
+    from linebreak.grok.train import run_grok
+
+    cfg = GrokConfig(p=13, frac_train=0.5, d_model=16, n_heads=2, d_head=8, d_mlp=32, steps=20, eval_every=10,
+                     measure_every=10, checkpoint_every=20)
+    s = run_grok(cfg, tmp_path / "g", progress=False, figures=False).summary
+    assert isinstance(s, GrokResult) and s.config == cfg and isinstance(s.phases, Phases)
+    data = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert data == json.loads(json.dumps(s.to_json())) and data["format"] == "linebreak-grok/1"
+    assert list(data)[:3] == ["format", "config", "n_train"] and "figures" not in data
+    assert data["phases"] == dataclasses.asdict(s.phases) and data["n_key_frequencies"] == len(s.key_frequencies)
+    back = GrokResult.load(tmp_path / "g" / "summary.json")
+    assert back == s and back.to_json() == s.to_json()
+    drawn = GrokResult.from_json({**data, "figures": ["grok_curves.png"]})
+    assert drawn.to_json()["figures"] == ["grok_curves.png"]
+    for bad in ({**data, "format": "linebreak-grok/0"}, {k: v for k, v in data.items() if k != "format"}):
+        with pytest.raises(UserError, match="format") as e:
+            GrokResult.from_json(bad)
+        assert "\n" not in str(e.value)

@@ -56,6 +56,7 @@ def test_key_frequencies_and_progress_measures(run):
     assert ph["memorised"] < ph["circuit"] <= ph["cleanup"]
     for name in ("grok_curves", "progress_measures", "embedding_spectrum", "neuron_clusters"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert f"{name}.png" in s["figures"]
 
 
 def test_existing_results_and_foreign_checkpoints_are_refused(run, cli, tmp_path):
@@ -90,9 +91,9 @@ def test_nanda_preset_groks(tmp_path):
     from linebreak.presets import GROK as PRESETS
 
     s = run_grok(PRESETS["nanda"], tmp_path / "nanda", progress=True).summary
-    assert s["memorisation_step"] is not None and s["grok_step"] is not None
-    assert s["memorisation_step"] * 5 < s["grok_step"]  # train 100 % long before test passes 95 %
-    assert s["final_test_acc"] >= 0.99
-    assert 3 <= s["n_key_frequencies"] <= 6
-    assert s["loss_ordering"]["restricted_falls_before_test"] is True
-    assert s["loss_ordering"]["excluded_rises_while_test_high"] is True
+    assert s.memorisation_step is not None and s.grok_step is not None
+    assert s.memorisation_step * 5 < s.grok_step  # train 100 % long before test passes 95 %
+    assert s.final_test_acc >= 0.99
+    assert 3 <= s.n_key_frequencies <= 6
+    assert s.loss_ordering["restricted_falls_before_test"] is True
+    assert s.loss_ordering["excluded_rises_while_test_high"] is True

@@ -53,3 +53,81 @@ def test_bad_inputs():
     X, count, _ = data()
     with pytest.raises(UserError, match="at least 2 documents"):
         ridge_probe(X, count, np.zeros(len(count)))
+
+
+# ---- the typed result of the probe stage (probe.json)
+def _labels(n_docs=40, per_doc=120, seed=0):
+    """Token labels with the fields the per-layer analysis reads; only 5 newline rows know their line width."""
+    rng = np.random.default_rng(seed)
+    N = n_docs * per_doc
+    is_nl = rng.random(N) < 0.1
+    line_len = np.full(N, -1)
+    line_len[np.flatnonzero(is_nl)[:5]] = 20
+    width = np.repeat(rng.integers(30, 40, n_docs), per_doc)
+    count = rng.integers(4, 30, N)
+    return {"doc": np.repeat(np.arange(n_docs), per_doc), "count": count, "token": rng.integers(0, 20, N),
+            "token_len": np.where(is_nl, 0, rng.integers(1, 4, N)), "is_newline": is_nl, "line_len": line_len,
+            "line_index": rng.integers(0, 3, N), "width": width, "remaining": width - count}
+
+
+def _result():
+    from linebreak.probe.config import ProbeConfig
+    from linebreak.probe.layers import analyse_layer
+    from linebreak.probe.result import ProbeResult
+
+    lab = _labels()
+    c = lab["count"]
+    rng = np.random.default_rng(1)
+    B = np.column_stack([c / 10, np.cos(2 * np.pi * c / 12), np.sin(2 * np.pi * c / 12)])
+    X = B @ rng.normal(size=(3, 16)) + 0.1 * rng.normal(size=(len(c), 16))
+    cfg = ProbeConfig(min_per_count=5, value_probe_iters=20, value_probe_rows=2000)
+    layer, arrays = analyse_layer(X, lab, cfg, "resid_post", 1)
+    return ProbeResult(cfg, {"arch": None, "n_rows": len(c), "n_docs": 40, "model": None}, {"resid_post.1": layer},
+                       {f"resid_post.1.{k}": v for k, v in arrays.items()})
+
+
+def test_probe_result_round_trips_with_the_layout_of_probe_json(tmp_path):
+    import json
+
+    from linebreak.probe.result import CountProbes, ProbeResult, Ringing, _plain, load_probe, save_probe
+
+    res = _result()
+    d = res.to_json()
+    assert list(d) == ["format", "config", "capture", "layers"] and d["format"] == "linebreak-probe/1"
+    lj = d["layers"]["resid_post.1"]
+    assert list(lj) == ["site", "layer", "hook", "probes", "counts", "centroids", "count_probes"]
+    assert lj["hook"] == "blocks.1.hook_resid_post" and d["config"]["min_per_count"] == 5
+    assert list(lj["probes"]) == ["count", "line_width", "remaining", "width"]
+    assert list(lj["probes"]["count"]) == ["r2_test", "r2_train", "rmse_test", "n_train", "n_test"]
+    assert lj["probes"]["line_width"] == {"r2_test": None, "note": "too few rows for line_width (5)"}
+    assert list(lj["count_probes"]) == ["rmse_test", "accuracy_test", "n_train", "n_test", "pca", "ringing",
+                                        "lag_profile", "peak_width", "fourier", "helix"]
+    assert list(lj["centroids"]) == ["pca", "ringing", "lag_profile", "peak_width", "fourier", "helix"]
+    assert lj["centroids"]["helix"]["periods"][0] == 12 and lj["counts"] == {"min": 4, "max": 29, "n": 26,
+                                                                              "tokens": lj["counts"]["tokens"]}
+    text = json.dumps(d, allow_nan=False)
+    back = ProbeResult.from_json(json.loads(text))
+    assert back.to_json() == d
+    layer = back.layers["resid_post.1"]
+    assert isinstance(layer.centroids.ringing, Ringing) and layer.probes["line_width"].r2_test is None
+    assert layer.probes["count"].r2_test == res.layers["resid_post.1"].probes["count"].r2_test
+    save_probe(res, tmp_path)
+    loaded = load_probe(tmp_path)
+    assert loaded.to_json() == d and set(loaded.tensors) == set(res.tensors)
+    V = lj["counts"]["n"]
+    assert loaded.tensors["resid_post.1.count_probes.weight"].shape == (V, 16)
+    # a count probe whose vectors have no geometry (some count got no probe) writes only its scores
+    assert list(_plain(CountProbes(rmse_test=1.0, accuracy_test=0.5, n_train=10, n_test=5))) == [
+        "rmse_test", "accuracy_test", "n_train", "n_test"]
+
+
+def test_probe_result_refuses_another_format(tmp_path):
+    from linebreak.io import save_json
+    from linebreak.probe.result import ProbeResult, load_probe
+
+    d = _result().to_json()
+    with pytest.raises(UserError, match="'linebreak-probe/0' is not 'linebreak-probe/1'"):
+        ProbeResult.from_json({**d, "format": "linebreak-probe/0"})
+    save_json(tmp_path / "probe.json", {k: v for k, v in d.items() if k != "format"})  # an analysis.json of old
+    with pytest.raises(UserError, match="rerun the stage"):
+        load_probe(tmp_path, tensors=False)

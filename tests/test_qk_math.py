@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from linebreak.qk import twist
-from linebreak.qk.analysis import key_side_test
+from linebreak.qk.attention import key_side_test
 
 P, FREQS, D = 120, (1, 2, 3), 32
 
@@ -120,8 +120,8 @@ def test_key_side_test_sees_a_comparing_head():
     comparing = np.exp(-0.5 * (prev - count - 8) ** 2) + 0.01 * rng.standard_normal(n)
     a = key_side_test(gated, width, count, prev, np.random.default_rng(1))
     b = key_side_test(comparing, width, count, prev, np.random.default_rng(1))
-    assert b["excess"] > 0.5 and b["p_value"] <= 0.01 and b["moves"]
-    assert abs(a["excess"]) < 0.05 and abs(a["corr"]) < 0.1 and not a["moves"]
+    assert b.excess > 0.5 and b.p_value <= 0.01 and b.moves
+    assert abs(a.excess) < 0.05 and abs(a.corr) < 0.1 and not a.moves
 
 
 def test_key_side_null_is_measured_not_assumed():
@@ -132,8 +132,8 @@ def test_key_side_null_is_measured_not_assumed():
     width, count = rng.integers(20, 40, n), rng.integers(5, 25, n)
     prev = width - rng.integers(0, 8, n)
     res = key_side_test(rng.random(n), width, count, prev, np.random.default_rng(3))
-    assert res["eta2"] > 0.3  # small cells: a high raw eta^2 from noise alone
-    assert res["p_value"] > 0.01 and not res["moves"]
+    assert res.eta2 > 0.3  # small cells: a high raw eta^2 from noise alone
+    assert res.p_value > 0.01 and not res.moves
 
 
 def test_a_side_that_does_not_vary_gives_zero_cosines_not_noise():
@@ -151,37 +151,44 @@ def test_a_side_that_does_not_vary_gives_zero_cosines_not_noise():
 
 def _half_sums(Xq, Xk, i, k, n=10):
     """Per-value sums for one half as ``qk`` keeps them: ``n`` identical tokens per count and per width."""
+    from linebreak.qk.collect import Sums
+
     q_sum, q_n = np.zeros((1, 80, 1, Xq.shape[1])), np.zeros((80, 1))
     k_sum, k_n = np.zeros((1, 80, Xk.shape[1])), np.zeros(80)
     q_sum[0, i, 0], q_n[i, 0] = n * Xq, n
     k_sum[0, k], k_n[k] = n * Xk, n
-    return q_sum, q_n, k_sum, k_n
+    return Sums(q_sum, q_n, k_sum, k_n)
 
 
 def test_split_half_agrees_only_when_both_halves_hold_the_twist(setup):
-    from linebreak.qk.analysis import QKConfig, _half_summary, split_half
+    import dataclasses
+
+    from linebreak.qk.collect import Sums
+    from linebreak.qk.config import QKConfig
+    from linebreak.qk.maps import HeadWeights
+    from linebreak.qk.verdict import half_summary, split_half
 
     rng, i, k, Xq, Xk, E_q, E_k = setup
-    weights = (np.linalg.pinv(E_q) @ shift_map(4), None, np.linalg.pinv(E_k))
-    head = {"name": "L0H0", "layer": 0, "verdict": {"passes": True}}
+    weights = HeadWeights(0, 0, np.linalg.pinv(E_q) @ shift_map(4), None, np.linalg.pinv(E_k))
     good = _half_sums(Xq, Xk, i, k)
     noise = _half_sums(rng.standard_normal(Xq.shape), rng.standard_normal(Xk.shape), i, k)
 
     def run(a, b):
-        halves = tuple(np.stack([x, y]) for x, y in zip(a, b, strict=True))
-        return split_half(halves, head, weights, i, k, None, QKConfig(), n_docs=7)
+        halves = Sums(*(np.stack([getattr(a, f.name), getattr(b, f.name)]) for f in dataclasses.fields(Sums)))
+        return split_half(halves, weights, True, i, k, None, QKConfig(), n_docs=7)
 
     same = run(good, good)
-    assert same["holds_on_both_halves"] and [h["passes"] for h in same["halves"]] == [True, True]
-    assert same["n_docs"] == [4, 3] and abs(same["halves"][0]["median"] - 4) <= 1
+    assert same.head == "L0H0"
+    assert same.holds_on_both_halves and [h.passes for h in same.halves] == [True, True]
+    assert same.n_docs == [4, 3] and abs(same.halves[0].median - 4) <= 1
     mixed = run(good, noise)
-    assert not mixed["holds_on_both_halves"]
-    assert mixed["halves"][0]["passes"] and not mixed["halves"][1]["passes"] and mixed["halves"][1]["fails"]
+    assert not mixed.holds_on_both_halves
+    assert mixed.halves[0].passes and not mixed.halves[1].passes and mixed.halves[1].fails
     # counts with too few tokens in a half are left out of that half (here five counts with one token)
-    q_sum, q_n, k_sum, k_n = (x.copy() for x in good)
-    q_n[i[:5], 0] = 1
-    s = _half_summary(q_sum, q_n, k_sum, k_n, 0, weights, i, k, None, QKConfig())
-    assert len(s["k_star"]) == len(i) - 5 and s["verdict"]["passes"]
+    few = Sums(good.q_sum.copy(), good.q_n.copy(), good.k_sum.copy(), good.k_n.copy())
+    few.q_n[i[:5], 0] = 1
+    s = half_summary(few, weights, i, k, None, QKConfig())
+    assert len(s.k_star) == len(i) - 5 and s.verdict.passes
 
 
 def test_pc1_share_tells_a_ramp_from_a_curve(setup):
@@ -202,7 +209,9 @@ def test_probe_route_recovers_a_constructed_twist():
     import torch
 
     from linebreak.hooks import arch
-    from linebreak.qk.analysis import QKConfig, probe_route
+    from linebreak.qk.collect import ProbeRows
+    from linebreak.qk.config import QKConfig
+    from linebreak.qk.probe_route import probe_route
     from linebreak.train.model import ModelConfig, build_model
 
     eps, rng = 5, np.random.default_rng(1)
@@ -212,8 +221,8 @@ def test_probe_route_recovers_a_constructed_twist():
     kv = np.repeat(values, 40)
     Xq = curve(c) @ E_q + rng.standard_normal((len(c), D))  # overlapping classes, as counts are
     Xk = curve(kv) @ E_k + rng.standard_normal((len(kv), D))
-    rows = {"q": [[Xq]], "k": [[Xk]], "q_lab": [(c, np.zeros_like(c), np.arange(len(c)) % 30)],
-            "k_lab": [(kv, np.arange(len(kv)) % 30)]}
+    rows = ProbeRows(q=[[Xq]], k=[[Xk]], q_lab=[(c, np.zeros_like(c), np.arange(len(c)) % 30)],
+                     k_lab=[(kv, np.arange(len(kv)) % 30)])
     model = build_model(ModelConfig(arch="gpt2", pos="learned", n_layer=1, d_model=D, n_head=1, d_mlp=4 * D,
                                     n_ctx=16), vocab_size=8, bos_id=0)
     W = np.zeros((D, 3 * D))
@@ -221,12 +230,12 @@ def test_probe_route_recovers_a_constructed_twist():
     W[:, D:D + 6] = np.linalg.pinv(E_k)              # k(k) = curve(k)
     with torch.no_grad():
         arch.attention(model, 0).c_attn.weight.copy_(torch.from_numpy(W))
-    heads, fits = probe_route(rows, None, model, arch.layout(model), values, values, None, QKConfig())
-    s = heads[(0, 0)]
-    assert fits[0]["count_rmse"] < 3 and fits[0]["key_rmse"] < 3
-    assert abs(s["qk"]["median"] - eps) <= 1 and abs(s["qk"]["slope"] - 1) < 0.1 and s["qk"]["r2"] > 0.95
-    assert s["verdict"]["passes"], s["verdict"]
-    assert s["gain_over_identity"] > 0.3 and not s["identity"]["max_cos"] > 0.8
+    route = probe_route(rows, None, model, arch.layout(model), values, values, None, QKConfig())
+    s, fits = route.per_head[(0, 0)], route.fits
+    assert fits[0].count_rmse < 3 and fits[0].key_rmse < 3
+    assert abs(s.qk.median - eps) <= 1 and abs(s.qk.slope - 1) < 0.1 and s.qk.r2 > 0.95
+    assert s.verdict.passes, s.verdict
+    assert s.gain_over_identity > 0.3 and not s.identity.max_cos > 0.8
 
 
 def test_score_decomposition_tells_a_twist_from_subtraction():

@@ -32,3 +32,40 @@ def test_interrupted_stage_is_rerun(tmp_path):
 def test_fingerprint_is_stable_and_order_free():
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 1}, ["x"])
+
+
+def test_typed_stage_hands_on_its_result_and_recomputes_an_old_layout(tmp_path):
+    """A stage's summary is its Result's JSON; ``.result`` is the typed result, for a fresh run and a reused
+    one alike; a finished folder whose summary the class refuses (an older layout) is recomputed, logged."""
+    import json
+    from dataclasses import dataclass
+
+    from linebreak.results import Result
+
+    @dataclass
+    class Out(Result):
+        FORMAT = "linebreak-out/1"
+        n: int
+        xs: list[float]
+
+    calls, logs = [], []
+
+    def work(path):
+        calls.append(path)
+        return Out(len(calls), [0.5, float("nan")])
+
+    a = run_stage("s", tmp_path / "s", {"k": 1}, [], work, log=logs.append, result=Out)
+    b = run_stage("s", tmp_path / "s", {"k": 1}, [], work, log=logs.append, result=Out)
+    assert not a.reused and b.reused and len(calls) == 1
+    assert isinstance(a.result, Out) and isinstance(b.result, Out) and a.result.n == b.result.n == 1
+    assert a.summary == b.summary == {"format": "linebreak-out/1", "n": 1, "xs": [0.5, None]}
+    # an older layout: the summary without its format (what the study wrote before typed results)
+    rec_path = tmp_path / "s" / "stage.json"
+    rec = json.loads(rec_path.read_text())
+    rec["summary"].pop("format")
+    rec_path.write_text(json.dumps(rec))
+    logs.clear()
+    c = run_stage("s", tmp_path / "s", {"k": 1}, [], work, log=logs.append, result=Out)
+    assert not c.reused and c.result.n == 2 and len(calls) == 2
+    assert len(logs) == 1 and logs[0].startswith("[s] recomputing") and "older layout" in logs[0]
+    assert run_stage("s", tmp_path / "s", {"k": 1}, [], work, log=logs.append, result=Out).reused

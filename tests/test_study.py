@@ -9,7 +9,7 @@ import pytest
 
 from linebreak.study.findings.common import check
 
-SECTIONS = {"corpus", "model", "manifold", "qk", "causal"}
+SECTIONS = {"corpus", "model", "probe", "qk", "causal"}
 
 
 def check_report(rec: dict, sections=SECTIONS) -> None:
@@ -56,8 +56,10 @@ def test_tiny_study_report_is_complete_and_consistent(tiny_study):
     assert figs and all((out / f).is_file() for f in figs)
     assert {"qk_verdict", "qk_comparison", "qk_probe_route", "qk_key_side"} <= {f["key"] for f in rec["findings"]}
     # the trained model is compared with its random-init control, layer by layer
-    man = rec["sections"]["manifold"]
-    assert set(man["model"]) == set(man["control"])
+    man = rec["sections"]["probe"]
+    assert set(man["model"]) == set(man["control"]) and man["best_layer"] in man["model"]
+    assert (out / "probe" / "probe.json").is_file() and (out / "probe" / "control" / "probe.json").is_file()
+    assert "## References" in (out / "report.md").read_text() and "shared/research" not in json.dumps(rec)
 
 
 def test_rerun_reuses_finished_stages(tiny_study):
@@ -68,6 +70,27 @@ def test_rerun_reuses_finished_stages(tiny_study):
     rec2 = run_study(StudyConfig(preset="tiny", skip="grok"), out, log=logs.append)
     assert all(st["reused"] for k, st in rec2["stages"].items() if k != "figures_and_report")
     assert [f["value"] for f in rec2["findings"]] == [f["value"] for f in rec["findings"]]
+
+
+def test_stage_of_an_older_layout_is_recomputed(tiny_study, tmp_path):
+    """A finished stage whose stage.json summary is not of its typed result's format (written before typed
+    results) counts as unfinished: it is recomputed, with one line in the log, and gives the same numbers."""
+    import shutil
+
+    from linebreak.study.pipeline import StudyConfig, run_study
+
+    out, rec, _ = tiny_study
+    copy = tmp_path / "s"
+    shutil.copytree(out, copy)
+    st = json.loads((copy / "probe" / "stage.json").read_text())
+    st["summary"] = {k: v["layers"] for k, v in st["summary"].items() if k != "format"}  # the old layout
+    (copy / "probe" / "stage.json").write_text(json.dumps(st))
+    logs: list[str] = []
+    rec2 = run_study(StudyConfig(preset="tiny", skip="grok"), copy, log=logs.append)
+    assert [m for m in logs if "recomputing" in m] == [m for m in logs if m.startswith("[probe] recomputing")]
+    assert len([m for m in logs if "recomputing" in m]) == 1
+    assert not rec2["stages"]["probe"]["reused"] and rec2["stages"]["model"]["reused"]
+    assert rec2["sections"]["probe"] == rec["sections"]["probe"]
 
 
 def test_changed_input_reruns_downstream_only(tiny_study, tmp_path):
@@ -101,7 +124,7 @@ def test_external_model_on_rewrapped_text(tmp_path, arch, pos):
     tok.save_pretrained(tmp_path / "m")
     rec = run_study(StudyConfig(preset="tiny", model=str(tmp_path / "m"), text=str(tmp_path / "prose.txt"),
                                 widths="15:30", skip="causal,grok"), tmp_path / "out", log=lambda m: None)
-    check_report(rec, {"corpus", "manifold", "qk"})
+    check_report(rec, {"corpus", "probe", "qk"})
     assert "model" not in rec["stages"]  # nothing was trained
     assert rec["sections"]["qk"]["layout"]["arch"] == arch
 
@@ -126,3 +149,4 @@ def test_default_study_report_from_ci():
     rec["_md"] = (Path(path).parent / "report.md").read_text()
     check_report(rec, SECTIONS | {"grok"})
     assert rec["settings"]["study"]["preset"] == "default"
+    assert {"probe", "grok"} <= set(rec["stages"]) and "manifold" not in rec["stages"]  # the stage's new name

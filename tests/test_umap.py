@@ -10,7 +10,8 @@ pytest.importorskip("umap")
 
 
 def test_umap_is_lazy():
-    code = "import sys, linebreak.manifold, linebreak.analysis; print('umap' in sys.modules, 'numba' in sys.modules)"
+    code = ("import sys, linebreak.probe.manifold, linebreak.probe.layers, linebreak.plots.layers; print"
+            "('umap' in sys.modules, 'numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

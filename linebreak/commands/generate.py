@@ -13,7 +13,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate a fixed-width wrapped corpus",
                               description=__doc__)
     p.add_argument("--out", default="data/corpus", help="corpus folder to create (default: data/corpus)")
-    p.add_argument("--preset", default="default", help="data preset (see linebreak.train.PRESETS)")
+    p.add_argument("--preset", default="default",
+                   help="data preset: the corpus of the training preset of this name (see linebreak.presets.TRAIN)")
     p.add_argument("--force", action="store_true", help="replace an existing corpus in --out")
     add_config_args(p, CorpusConfig, "data settings (default: the preset's value)")
     p.set_defaults(func=run)

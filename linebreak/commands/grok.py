@@ -30,7 +30,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from linebreak.config import resolve_config
     from linebreak.grok.config import GrokConfig
     from linebreak.grok.train import run_grok
@@ -40,22 +39,21 @@ def run(args: argparse.Namespace) -> int:
     res = run_grok(cfg, args.out, force=args.force, progress=not args.no_progress, resume_from=args.resume_from,
                    figures=not args.no_figures, threads=args.threads)
     s = res.summary
-    ph = s["phases"]
-    order = s["loss_ordering"]
+    ph, order = s.phases, s.loss_ordering
     rows = [
-        ("P, train pairs / test pairs", f"{cfg.p}, {s['n_train']} / {s['n_test']}"),
-        ("steps run", s["final_step"]),
-        ("train accuracy 100 % at step", ph["memorised"]),
-        ("test accuracy >= 95 % at step (grok)", ph["grok"]),
-        ("phase ends: memorisation / circuit / clean-up", f"{ph['memorised']} / {ph['circuit']} / {ph['cleanup']}"),
-        ("final train / test accuracy", f"{s['final_train_acc']:.4f} / {s['final_test_acc']:.4f}"),
-        ("final train / test loss", f"{s['final_train_loss']:.3g} / {s['final_test_loss']:.3g}"),
-        ("key frequencies of W_E", f"{s['key_frequencies']} ({s['n_key_frequencies']})"),
-        ("final restricted / excluded loss", f"{_g(s['final_restricted_loss'])} / {_g(s['final_excluded_loss'])}"),
+        ("P, train pairs / test pairs", f"{cfg.p}, {s.n_train} / {s.n_test}"),
+        ("steps run", s.final_step),
+        ("train accuracy 100 % at step", ph.memorised),
+        ("test accuracy >= 95 % at step (grok)", ph.grok),
+        ("phase ends: memorisation / circuit / clean-up", f"{ph.memorised} / {ph.circuit} / {ph.cleanup}"),
+        ("final train / test accuracy", f"{s.final_train_acc:.4f} / {s.final_test_acc:.4f}"),
+        ("final train / test loss", f"{s.final_train_loss:.3g} / {s.final_test_loss:.3g}"),
+        ("key frequencies of W_E", f"{s.key_frequencies} ({s.n_key_frequencies})"),
+        ("final restricted / excluded loss", f"{_g(s.final_restricted_loss)} / {_g(s.final_excluded_loss)}"),
         ("restricted loss falls before test loss", order["restricted_falls_before_test"]),
         ("excluded loss rises while test loss high", order["excluded_rises_while_test_high"]),
-        ("neurons with >= 85 % variance in one frequency", f"{s['neurons_single_frequency_share']:.1%}"),
-        ("wall time", f"{s['wall_seconds']:.1f} s"),
+        ("neurons with >= 85 % variance in one frequency", f"{s.neurons_single_frequency_share:.1%}"),
+        ("wall time", f"{s.wall_seconds:.1f} s"),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

@@ -1,6 +1,6 @@
 """``linebreak probe``: probes and count-manifold geometry for every layer of a capture.
 
-Reads a folder written by ``linebreak capture``; writes ``analysis.json`` (every number) and
+Reads a folder written by ``linebreak capture``; writes ``probe.json`` (every number) and
 ``probes.safetensors`` (probe weights, centroids) into ``--out`` (default: the capture folder) and prints a
 table. A ``control`` capture inside the folder (``linebreak capture --control``) is analysed the same way and
 shown beside the model.
@@ -15,7 +15,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.probe.layers import ProbeConfig
+    from linebreak.probe.config import ProbeConfig
 
     p = subparsers.add_parser("probe", help="probes, centroid PCA, ringing and helix fit per layer",
                               description=__doc__)
@@ -27,23 +27,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from linebreak.capture.activations import MARKER as CAPTURED
-    from linebreak.capture.activations import load_activations
-    from linebreak.io import prepare_out_dir
-    from linebreak.probe.layers import MARKER, ProbeConfig, analyse, save_analysis, table
+    from linebreak.probe.config import ProbeConfig
+    from linebreak.probe.layers import probe_folder, table
+    from linebreak.probe.result import MARKER
 
     cfg = resolve_config(ProbeConfig, {"default": ProbeConfig()}, "default", args)
-    src = Path(args.acts)
-    out = Path(args.out) if args.out else src
-    runs = {"model": (src, out)}
-    if (src / "control" / CAPTURED).is_file():
-        runs["control"] = (src / "control", out / "control")
-    for _, dst in runs.values():
-        prepare_out_dir(dst, args.force, MARKER)
-    results = {}
-    for name, (s, dst) in runs.items():
-        results[name] = analyse(load_activations(s), cfg)
-        save_analysis(results[name], dst)
+    out = Path(args.out) if args.out else Path(args.acts)
+    results = probe_folder(args.acts, out, cfg, args.force)
     print(table(results))
-    print(f"analysis written to {out / MARKER}" + (" (and control/)" if "control" in runs else ""))
+    print(f"analysis written to {out / MARKER}" + (" (and control/)" if "control" in results else ""))
     return 0

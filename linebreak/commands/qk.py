@@ -9,7 +9,7 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.qk.analysis import QKConfig
+    from linebreak.qk.config import QKConfig
 
     p = subparsers.add_parser("qk", help="boundary heads and the QK twist test", description=__doc__)
     p.add_argument("--model", default="data/model", help="trained model folder (linebreak train; default: data/model)")
@@ -32,34 +32,35 @@ def load_inputs(args):
     return model, tokenizer, corpus
 
 
-def print_table(result: dict, n: int = 12) -> None:
+def print_table(result, n: int = 12) -> None:
+    """The top ``n`` heads of a :class:`linebreak.qk.result.QKResult`, one line each, and the verdicts."""
     def f(x, spec=".2f"):
         return "   nan" if x is None or x != x else format(x, spec)
 
     print(f"{'rank':>4} {'head':<6} {'maxcos':>6} {'slope':>6} {'R2':>5} {'eps':>5} {'edge':>5} {'g_id':>6} "
           f"{'g_ctl':>6} {'qPC1':>5} {'kPC1':>5} {'resp':>5} {'keyρ':>6} {'keyη²+':>7} {'key p':>6} {'inter':>5}  pass")
-    for h in result["heads"][:n]:
-        q, ks = h["qk"], h["key_side"]
-        print(f"{h['rank']:>4} {h['name']:<6} {f(q['max_cos']):>6} {f(q['slope']):>6} {f(q['r2']):>5} "
-              f"{f(q['median'], '+.1f'):>5} {f(q['edge_fraction']):>5} "
-              f"{f(h['gain_over_identity'], '+.2f'):>6} {f(h['gain_over_control'], '+.2f'):>6} "
-              f"{f(h['pc1_share']['query']):>5} {f(h['pc1_share']['key']):>5} "
-              f"{f(h['response']['range']):>5} {f(ks['corr'], '+.2f'):>6} "
-              f"{f(ks['excess'], '+.3f'):>7} {f(ks['p_value'], '.3f'):>6} "
-              f"{f(h.get('comparison', {}).get('interaction_share')):>5}  {'yes' if h['verdict']['passes'] else 'no'}")
+    for h in result.heads[:n]:
+        q, ks = h.qk, h.key_side
+        print(f"{h.rank:>4} {h.name:<6} {f(q.max_cos):>6} {f(q.slope):>6} {f(q.r2):>5} "
+              f"{f(q.median, '+.1f'):>5} {f(q.edge_fraction):>5} "
+              f"{f(h.gain_over_identity, '+.2f'):>6} {f(h.gain_over_control, '+.2f'):>6} "
+              f"{f(h.pc1_share.query):>5} {f(h.pc1_share.key):>5} "
+              f"{f(h.response.range):>5} {f(ks.corr, '+.2f'):>6} "
+              f"{f(ks.excess, '+.3f'):>7} {f(ks.p_value, '.3f'):>6} "
+              f"{f(h.comparison.interaction_share):>5}  {'yes' if h.verdict.passes else 'no'}")
     print("inter: share of the head's mean count x width attention logit that is interaction (a twist); the "
           "rest is a count effect plus a width effect")
-    print(("PASS: " if result["verdict"]["passes"] else "FAIL: ") + result["verdict"]["statement"])
-    probes = result["verdict"].get("probes")
+    print(("PASS: " if result.verdict.passes else "FAIL: ") + result.verdict.statement)
+    probes = result.verdict.probes
     if probes:
-        print(("PASS: " if probes["passes"] else "FAIL: ") + probes["statement"])
+        print(("PASS: " if probes.passes else "FAIL: ") + probes.statement)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    import dataclasses
     from pathlib import Path
 
-    from linebreak.io import prepare_out_dir, save_json, to_jsonable
+    from linebreak.io import prepare_out_dir
     from linebreak.plots.qk import plot_qk
     from linebreak.presets import QK as PRESETS
     from linebreak.qk.analysis import QKConfig, qk_analysis
@@ -68,11 +69,9 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out, args.force, "qk.json")
     model, tokenizer, corpus = load_inputs(args)
     result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)
-    result = json.loads(json.dumps(to_jsonable(result), allow_nan=True))
-    result["model"] = str(Path(args.model).resolve())
-    result["corpus"] = str(Path(args.corpus).resolve())
+    result = dataclasses.replace(result, model=str(Path(args.model).resolve()), corpus=str(Path(args.corpus).resolve()))
     figures = plot_qk(result, args.figures)
-    save_json(out / "qk.json", result)
+    result.save(out / "qk.json")
     print_table(result)
     print(f"wrote {out / 'qk.json'} and {len(figures)} figures in {args.figures}")
     return 0

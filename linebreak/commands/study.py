@@ -1,7 +1,7 @@
-"""``linebreak study``: generate -> train -> capture/probes/manifold -> QK twist -> causal -> mod-P reference,
-then ``report.md`` and ``report.json``. Finished stages are reused while their inputs are unchanged, so a
-rerun after an interruption picks up where it stopped. With ``--model DIR --text FILE`` it analyses any local
-Hugging Face causal LM (no training) on that prose re-wrapped at the chosen widths.
+"""``linebreak study``: generate -> train -> capture and probe (beside a random-init control) -> QK twist ->
+causal -> mod-P reference, then ``report.md`` and ``report.json``. Finished stages are reused while their
+inputs are unchanged, so a rerun after an interruption picks up where it stopped. With ``--model DIR --text
+FILE`` it analyses any local Hugging Face causal LM (no training) on that prose re-wrapped at the chosen widths.
 """
 
 from __future__ import annotations
@@ -21,14 +21,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    from linebreak.config import config_overrides
     from linebreak.study.pipeline import StudyConfig, run_study
 
-    base = StudyConfig()
-    cfg = dataclasses.replace(base, **{f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(base)
-                                       if getattr(args, f"cfg_{f.name}") is not None})
-    rec = run_study(cfg, args.out)
+    rec = run_study(StudyConfig(**config_overrides(StudyConfig, args)), args.out)
     print()
     for f in rec["findings"]:
         mark = {True: "agrees", False: "differs", None: "-"}[f["agrees"]]

@@ -1,6 +1,6 @@
 """``linebreak sweep``: train and analyse many settings to find where the count helix and the QK twist appear.
 
-Reads a sweep config (default ``sweeps/helix.json``), runs each setting's corpus -> model -> manifold -> qk
+Reads a sweep config (default ``sweeps/helix.json``), runs each setting's corpus -> model -> probe -> qk
 stages under ``--out/<run name>`` (finished stages are reused, so an interrupted sweep resumes), and writes
 ``sweep.json``, ``summary.md`` and ``summary.png``.
 """
@@ -20,10 +20,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from linebreak.config import parse_tuple
     from linebreak.study.sweep import run_sweep
 
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    only = list(parse_tuple(args.only, str, "--only")) if args.only else None
     rec = run_sweep(args.config, args.out, only)
-    print((__import__("pathlib").Path(args.out) / "summary.md").read_text())
+    print((Path(args.out) / "summary.md").read_text())
     print(f"best run: {rec['best']}; any run meets every target: {rec['any_meets_all_targets']}")
     return 0

@@ -8,13 +8,13 @@ from linebreak.config import add_config_args, resolve_config
 
 
 def register(subparsers) -> None:
-    from linebreak.train.loop import OptimConfig
+    from linebreak.train.config import OptimConfig
     from linebreak.train.model import ModelConfig
 
     p = subparsers.add_parser("train", help="train a newline model from scratch", description=__doc__)
     p.add_argument("--corpus", default="data/corpus", help="corpus folder (default: data/corpus)")
     p.add_argument("--out", default="data/model", help="model folder to write (default: data/model)")
-    p.add_argument("--preset", default="default", help="training preset (see linebreak.train.PRESETS)")
+    p.add_argument("--preset", default="default", help="training preset (see linebreak.presets.TRAIN)")
     p.add_argument("--force", action="store_true", help="overwrite a finished or partial run in --out")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     add_config_args(p, ModelConfig, "model settings (default: the preset's value)")
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from linebreak.corpus import load_corpus
     from linebreak.presets import TRAIN as PRESETS
-    from linebreak.train.loop import OptimConfig, TrainConfig, train
+    from linebreak.train.config import OptimConfig, TrainConfig, check_settings
+    from linebreak.train.loop import train
     from linebreak.train.model import ModelConfig
 
     if args.force and args.resume:
@@ -34,19 +35,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--force and --resume contradict each other; choose one")
     model = resolve_config(ModelConfig, {k: v.train.model for k, v in PRESETS.items()}, args.preset, args)
     optim = resolve_config(OptimConfig, {k: v.train.optim for k, v in PRESETS.items()}, args.preset, args)
-    corpus = load_corpus(args.corpus)
-    result = train(TrainConfig(model, optim), corpus, args.out, force=args.force, resume=args.resume)
+    corpus, cfg = load_corpus(args.corpus), TrainConfig(model, optim)
+    fix = ""
+    if PRESETS[args.preset].data.seq_len <= model.n_ctx:  # the preset's own corpus fits: say how to make it
+        fix = (f", or remake the corpus with this preset: linebreak generate --preset {args.preset} "
+               f"--out {args.corpus} --force")
+    check_settings(cfg, corpus.meta["seq_len"], fix)
+    result = train(cfg, corpus, args.out, force=args.force, resume=args.resume)
     m = result.metrics
-    print(f"model written to {result.out_dir} ({m['n_params']:,} parameters, {m['train_seconds']:.0f} s, "
-          f"{m['tokens_per_second']:,.0f} tokens/s)")
-    rows = [("newline CE (nats)", m["newline_ce"]), ("  posterior Bayes", m["newline_ce_posterior"]),
-            ("  oracle-width Bayes", m["newline_ce_oracle"]), ("  constant rate", m["newline_ce_constant"]),
-            ("info captured (vs posterior)", m["info_captured"]),
-            ("info captured (vs oracle)", m["info_captured_oracle"]),
-            ("forced-break accuracy", m["forced_break_acc"]),
-            ("  Bayes ceiling (first lines)", m["forced_break_acc_bayes"]),
-            ("  where knowable", m["forced_break_acc_knowable"]), ("no-break accuracy", m["no_break_acc"]),
-            ("newline accuracy", m["newline_acc"]), ("  posterior Bayes", m["newline_acc_posterior"])]
+    print(f"model written to {result.out_dir} ({m.n_params:,} parameters, {m.train_seconds:.0f} s, "
+          f"{m.tokens_per_second:,.0f} tokens/s)")
+    rows = [("newline CE (nats)", m.newline_ce), ("  posterior Bayes", m.newline_ce_posterior),
+            ("  oracle-width Bayes", m.newline_ce_oracle), ("  constant rate", m.newline_ce_constant),
+            ("info captured (vs posterior)", m.info_captured),
+            ("info captured (vs oracle)", m.info_captured_oracle),
+            ("forced-break accuracy", m.forced_break_acc),
+            ("  Bayes ceiling (first lines)", m.forced_break_acc_bayes),
+            ("  where knowable", m.forced_break_acc_knowable), ("no-break accuracy", m.no_break_acc),
+            ("newline accuracy", m.newline_acc), ("  posterior Bayes", m.newline_acc_posterior)]
     for name, value in rows:
-        print(f"{name:<30}{value:>8.3f}")
+        print(f"{name:<30}{'n/a' if value is None else format(value, '.3f'):>8}")  # None: not defined
     return 0

@@ -11,25 +11,22 @@ The newline must be a token of its own: a tokenizer that merges it with other ch
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from linebreak.corpus.store import (
-    DOC_SEPARATOR,
-    SPLITS,
     CorpusConfig,
     CorpusSplit,
-    _fingerprint,
-    _read_text_words,
-    _refuse_existing,
-    _stats,
+    corpus_meta,
+    read_text_words,
+    refuse_existing,
+    split_documents,
+    write_corpus,
 )
 from linebreak.corpus.tokenizer import token_lengths
 from linebreak.corpus.wrap import check_fits, parse_widths, wrap_words
-from linebreak.io import UserError, save_json, save_tensors, staging_dir, write_text
+from linebreak.io import UserError
 
 
 def load_tokenizer(model_dir: str | Path):
@@ -52,7 +49,8 @@ def _special_ids(tok) -> tuple[int, int]:
     return int(nl_ids[0]), int(bos)
 
 
-def _documents(cfg: CorpusConfig, tok, widths: list[int], words: list[str], nl_id: int, bos: int):
+def _documents(cfg: CorpusConfig, tok, widths: list[int], words: list[str], nl_id: int,
+               bos: int) -> dict[str, CorpusSplit]:
     rng = np.random.default_rng([cfg.seed, 3])
     docs, doc_widths, pos = [], [], 0
     while len(docs) < cfg.n_train + cfg.n_val and pos < len(words):
@@ -66,15 +64,11 @@ def _documents(cfg: CorpusConfig, tok, widths: list[int], words: list[str], nl_i
         docs.append([bos] + ids)
         doc_widths.append(width)
         pos += used
-    if len(docs) < 2:
-        raise UserError(f"text too short: it fills {len(docs)} document(s) of {cfg.seq_len} tokens; need 2")
-    ids = np.asarray(docs, dtype=np.int64)
-    bad = [i for i in np.unique(ids) if i != nl_id and "\n" in tok.decode([int(i)])]
-    if bad:
+    splits = split_documents(docs, doc_widths, cfg)
+    used_ids = np.unique(np.concatenate([s.input_ids.ravel() for s in splits.values()]))
+    if any(i != nl_id and "\n" in tok.decode([int(i)]) for i in used_ids):
         raise UserError("the model's tokenizer merges newlines with other characters; counts would be wrong")
-    n_val = min(cfg.n_val, max(1, len(docs) // 5))
-    w = np.asarray(doc_widths, dtype=np.int64)
-    return {"train": CorpusSplit(ids[:-n_val], w[:-n_val]), "validation": CorpusSplit(ids[-n_val:], w[-n_val:])}
+    return splits
 
 
 def generate_with_tokenizer(cfg: CorpusConfig, model_dir: str | Path, out_dir: str | Path,
@@ -83,28 +77,14 @@ def generate_with_tokenizer(cfg: CorpusConfig, model_dir: str | Path, out_dir: s
     out_dir = Path(out_dir)
     if not cfg.text:
         raise UserError("a text file is needed to analyse an external model (--text FILE)")
-    _refuse_existing(out_dir, force)
+    refuse_existing(out_dir, force)
     widths = parse_widths(cfg.widths)
-    words = _read_text_words(cfg.text)
+    words = read_text_words(cfg.text)
     check_fits(max(words, key=len), min(widths))
     tok = load_tokenizer(model_dir)
     nl_id, bos = _special_ids(tok)
     splits = _documents(cfg, tok, widths, words, nl_id, bos)
-    lengths = token_lengths(tok)
     hist = np.bincount([len(w) for w in words])
-    meta = {
-        "format": "linebreak-corpus/1", "config": asdict(cfg), "tokenizer_of": str(model_dir),
-        "text_sha256": hashlib.sha256(Path(cfg.text).read_bytes()).hexdigest(), "widths": widths,
-        "word_length_probs": (hist / hist.sum()).tolist(), "n_word_types": len(set(words)),
-        "vocab_size": len(lengths), "seq_len": cfg.seq_len, "bos_id": bos, "newline_id": nl_id,
-    }
-    meta["stats"] = {name: _stats(s, lengths, nl_id) for name, s in splits.items()}
-    meta["fingerprint"] = _fingerprint(splits, meta)
-    with staging_dir(out_dir) as tmp:
-        tok.save_pretrained(str(tmp))
-        for name in SPLITS:
-            s = splits[name]
-            save_tensors(tmp / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width})
-            write_text(tmp / f"{name}.txt", DOC_SEPARATOR.join(tok.batch_decode(s.input_ids[:, 1:].tolist())) + "\n")
-        save_json(tmp / "metadata.json", meta)
-    return out_dir
+    meta = corpus_meta(cfg, splits, widths, (hist / hist.sum()).tolist(), len(set(words)), token_lengths(tok),
+                       bos, nl_id, tokenizer_of=str(model_dir))
+    return write_corpus(out_dir, tok, splits, meta)

@@ -8,6 +8,9 @@ width drawn uniformly from the chosen widths (or, with ``fill``, filled to that 
 Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text`` set, a user's
 file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
 Same settings, same bytes.
+
+Every corpus folder, whoever tokenizes it (:mod:`linebreak.corpus.external`), is made with the public steps
+:func:`read_text_words`, :func:`refuse_existing`, :func:`split_documents`, :func:`corpus_meta`, :func:`write_corpus`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from linebreak.corpus.words import WordVocab, sample_word_ids, synthetic_vocab, 
 from linebreak.corpus.wrap import check_fits, parse_widths, wrap_ids
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
 
+FORMAT = "linebreak-corpus/1"
 SPLITS = ("train", "validation")
-DOC_SEPARATOR = "\n\f\n"
+DOC_SEPARATOR = "\n\f\n"  # between documents in the split's .txt file
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def _check(cfg: CorpusConfig) -> list[int]:
     return widths
 
 
-def _read_text_words(path: str) -> list[str]:
+def read_text_words(path: str) -> list[str]:
+    """The words of a UTF-8 text file (split on whitespace: its line breaks are dropped)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"text file not found: {p}")
@@ -156,10 +161,16 @@ def _text_splits(cfg, vocab, widths, words):
         docs.append(np.concatenate([[BOS_ID], toks]))
         doc_widths.append(width)
         pos += used
+    return split_documents(docs, doc_widths, cfg)
+
+
+def split_documents(docs: list, doc_widths: list[int], cfg: CorpusConfig) -> dict[str, CorpusSplit]:
+    """A text's documents (in text order) split into train and validation: the last ``n_val`` documents, at
+    most a fifth of them (at least one), are held out. Fewer than two documents is a :class:`UserError`."""
     if len(docs) < 2:
         raise UserError(f"text too short: it fills {len(docs)} document(s) of {cfg.seq_len} tokens; need 2")
     n_val = min(cfg.n_val, max(1, len(docs) // 5))
-    ids, ws = np.stack(docs).astype(np.int64), np.array(doc_widths, dtype=np.int64)
+    ids, ws = np.asarray(docs, dtype=np.int64), np.asarray(doc_widths, dtype=np.int64)
     return {"train": CorpusSplit(ids[:-n_val], ws[:-n_val]),
             "validation": CorpusSplit(ids[-n_val:], ws[-n_val:])}
 
@@ -185,7 +196,7 @@ def build_corpus(cfg: CorpusConfig) -> tuple[dict[str, CorpusSplit], WordVocab, 
     """The documents of both splits, the word vocabulary and the widths (no disk I/O)."""
     widths = _check(cfg)
     if cfg.text:
-        words = _read_text_words(cfg.text)
+        words = read_text_words(cfg.text)
         vocab = text_vocab(words)
         check_fits(max(vocab.words, key=len), min(widths))
         return _text_splits(cfg, vocab, widths, words), vocab, widths
@@ -199,24 +210,40 @@ def build_corpus(cfg: CorpusConfig) -> tuple[dict[str, CorpusSplit], WordVocab, 
 def generate_corpus(cfg: CorpusConfig, out_dir: str | Path, force: bool = False) -> Path:
     """Generate the corpus for ``cfg`` into ``out_dir`` (built in a staging folder, renamed at the end)."""
     out_dir = Path(out_dir)
-    _refuse_existing(out_dir, force)
+    refuse_existing(out_dir, force)
     splits, vocab, widths = build_corpus(cfg)
     tokenizer = build_tokenizer(vocab.words)
-    tok_lengths = token_lengths(tokenizer)
+    meta = corpus_meta(cfg, splits, widths, vocab.length_probs().tolist(), len(vocab.words),
+                       token_lengths(tokenizer), BOS_ID, NEWLINE_ID)
+    return write_corpus(out_dir, tokenizer, splits, meta)
+
+
+def corpus_meta(cfg: CorpusConfig, splits: dict[str, CorpusSplit], widths: list[int],
+                word_length_probs: list[float], n_word_types: int, tok_lengths: np.ndarray, bos_id: int,
+                newline_id: int, **extra) -> dict:
+    """``metadata.json``: the settings, ``extra`` (e.g. ``tokenizer_of``), the word-length distribution the
+    Bayes references use, the token ids, per-split statistics and the fingerprint of the documents."""
     meta = {
-        "format": "linebreak-corpus/1",
+        "format": FORMAT,
         "config": asdict(cfg),
+        **extra,
         "text_sha256": hashlib.sha256(Path(cfg.text).read_bytes()).hexdigest() if cfg.text else None,
         "widths": widths,
-        "word_length_probs": vocab.length_probs().tolist(),
-        "n_word_types": len(vocab.words),
+        "word_length_probs": word_length_probs,
+        "n_word_types": n_word_types,
         "vocab_size": len(tok_lengths),
         "seq_len": cfg.seq_len,
-        "bos_id": BOS_ID,
-        "newline_id": NEWLINE_ID,
-        "stats": {name: _stats(s, tok_lengths) for name, s in splits.items()},
+        "bos_id": bos_id,
+        "newline_id": newline_id,
+        "stats": {name: _stats(s, tok_lengths, newline_id) for name, s in splits.items()},
     }
     meta["fingerprint"] = _fingerprint(splits, meta)
+    return meta
+
+
+def write_corpus(out_dir: Path, tokenizer, splits: dict[str, CorpusSplit], meta: dict) -> Path:
+    """The corpus folder, built in a staging folder and renamed at the end: tokenizer, each split's tensors
+    and decoded text, ``metadata.json`` last."""
     with staging_dir(out_dir) as tmp:
         tokenizer.save_pretrained(str(tmp))
         for name, s in splits.items():
@@ -236,7 +263,8 @@ def _fingerprint(splits: dict[str, CorpusSplit], meta: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def _refuse_existing(out_dir: Path, force: bool) -> None:
+def refuse_existing(out_dir: Path, force: bool) -> None:
+    """Refuse to replace a folder that is not a corpus, or a corpus without ``force``."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output path exists and is not a directory: {out_dir}")
     if out_dir.is_dir() and any(out_dir.iterdir()):
@@ -252,7 +280,7 @@ def load_corpus(path: str | Path) -> Corpus:
     if not path.is_dir():
         raise UserError(f"corpus folder not found: {path}")
     meta = load_json(path / "metadata.json", "corpus metadata")
-    if not isinstance(meta, dict) or meta.get("format") != "linebreak-corpus/1":
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"not a linebreak corpus (metadata.json format): {path}")
     try:
         from transformers import AutoTokenizer

@@ -1,4 +1,4 @@
-"""Settings of a grokking run (:class:`GrokConfig`) and its presets; no torch import, so the CLI stays fast.
+"""Settings of a grokking run (:class:`GrokConfig`), presets in :data:`linebreak.presets.GROK`; no torch import.
 
 * ``nanda``: Nanda et al. 2023 exactly: P = 113, 30 % of the pairs for training, d_model 128, 4 heads of 32,
   d_mlp 512, full-batch AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), 10-step warm-up, 40k steps.

@@ -10,12 +10,14 @@ Rules (applied to the log records, each with ``step``, ``train_acc``, ``test_acc
   the held-out answers get ~90 % probability on average): the memorising parts are gone.
 
 A boundary that the run never reached is ``None``. The *grok step* is the first step with test accuracy
->= 95 %.
+>= 95 %. The thresholds live in :mod:`linebreak.rules.grok`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from linebreak.rules.grok import CLEANUP_LOSS, GROK_TEST_ACC
 
 
 @dataclass
@@ -42,11 +44,11 @@ def _first(records: list[dict], cond, after: int = -1) -> int | None:
     return next((r["step"] for r in records if r["step"] > after and cond(r)), None)
 
 
-def detect_phases(records: list[dict], cleanup_loss: float = 0.1) -> Phases:
+def detect_phases(records: list[dict], cleanup_loss: float = CLEANUP_LOSS) -> Phases:
     if not records:
         return Phases(None, None, None, None, None)
     memorised = _first(records, lambda r: r["train_acc"] >= 1.0)
-    grok = _first(records, lambda r: r["test_acc"] >= 0.95)
+    grok = _first(records, lambda r: r["test_acc"] >= GROK_TEST_ACC)
     peak = max(records, key=lambda r: r["test_loss"])
     circuit = cleanup = None
     if memorised is not None:

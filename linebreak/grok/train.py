@@ -9,7 +9,7 @@
   atomically with them);
 * ``checkpoints/step_XXXXXX.safetensors`` (weights, AdamW state, P and the config in the metadata) every
   ``checkpoint_every`` steps and at the end;
-* ``summary.json`` (the :class:`GrokResult` summary) and the figures.
+* ``summary.json`` (:class:`linebreak.grok.result.GrokResult`) and the figures.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,14 +26,9 @@ from linebreak.grok.config import GrokConfig
 from linebreak.grok.data import ModpData, check_task, make_data
 from linebreak.grok.model import Transformer
 from linebreak.grok.phases import detect_phases
-from linebreak.io import UserError, append_jsonl, load_tensors, prepare_out_dir, save_json, save_tensors, write_text
-
-
-@dataclass
-class GrokResult:
-    out_dir: Path
-    summary: dict
-    records: list[dict]
+from linebreak.grok.result import GrokResult, GrokRun
+from linebreak.io import UserError, append_jsonl, load_tensors, prepare_out_dir, save_tensors, write_text
+from linebreak.rules.grok import NEURON_SHARE
 
 
 def _optimizer(model: Transformer, cfg: GrokConfig) -> torch.optim.AdamW:
@@ -160,8 +154,8 @@ def _loss_ordering(records: list[dict], phases) -> dict:
 
 
 def run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
-             resume_from: str | None = None, figures: bool = True, threads: int | None = 1) -> GrokResult:
-    """Train, measure, detect the phases, write the log, summary and figures; return the summary.
+             resume_from: str | None = None, figures: bool = True, threads: int | None = 1) -> GrokRun:
+    """Train, measure, detect the phases, write the log, summary and figures; return them.
 
     ``threads`` torch CPU threads for the run (restored afterwards). The default, 1, makes a run repeatable
     bit for bit: with several threads the embedding gradients are summed in a varying order, and a grokking
@@ -179,7 +173,7 @@ def run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool = False, progress
 
 
 def _run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool, progress: bool, resume_from: str | None,
-              figures: bool) -> GrokResult:
+              figures: bool) -> GrokRun:
     check_task(cfg.p, cfg.frac_train)
     for name in ("steps", "eval_every", "measure_every", "checkpoint_every"):
         if getattr(cfg, name) < 1:
@@ -197,22 +191,22 @@ def _run_grok(cfg: GrokConfig, out_dir: str | Path, force: bool, progress: bool,
     phases = detect_phases(records)
     neurons = analysis.neuron_frequencies(model, data)
     final = records[-1]
-    summary = {
-        "config": dataclasses.asdict(cfg), "n_train": len(data.train_idx), "n_test": len(data.test_idx),
-        "final_step": final["step"], "final_train_acc": final["train_acc"], "final_test_acc": final["test_acc"],
-        "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
-        "memorisation_step": phases.memorised, "grok_step": phases.grok,
-        "phases": dataclasses.asdict(phases), "key_frequencies": keys, "n_key_frequencies": len(keys),
-        "final_restricted_loss": final.get("restricted_loss"), "final_excluded_loss": final.get("excluded_loss"),
-        "neurons_single_frequency_share": float((neurons.share >= 0.85).mean()),
-        "neurons_on_key_frequencies_share": float(sum((neurons.freq == k).sum() for k in keys) / len(neurons.freq)),
-        "loss_ordering": _loss_ordering(records, phases),
-        "train_seconds": train_s, "wall_seconds": None,
-    }
+    summary = GrokResult(
+        config=cfg, n_train=len(data.train_idx), n_test=len(data.test_idx),
+        final_step=final["step"], final_train_acc=final["train_acc"], final_test_acc=final["test_acc"],
+        final_train_loss=final["train_loss"], final_test_loss=final["test_loss"],
+        memorisation_step=phases.memorised, grok_step=phases.grok,
+        phases=phases, key_frequencies=keys, n_key_frequencies=len(keys),
+        final_restricted_loss=final.get("restricted_loss"), final_excluded_loss=final.get("excluded_loss"),
+        neurons_single_frequency_share=float((neurons.share >= NEURON_SHARE).mean()),
+        neurons_on_key_frequencies_share=float(sum((neurons.freq == k).sum() for k in keys) / len(neurons.freq)),
+        loss_ordering=_loss_ordering(records, phases),
+        train_seconds=train_s, wall_seconds=None,
+    )
     if figures:
         from linebreak.plots.modp import plot_all
 
-        summary["figures"] = [p.name for p in plot_all(out, records, phases, model, neurons, keys)]
-    summary["wall_seconds"] = time.perf_counter() - t0
-    save_json(out / "summary.json", summary)
-    return GrokResult(out, summary, records)
+        summary.figures = [p.name for p in plot_all(out, records, phases, model, neurons, keys)]
+    summary.wall_seconds = time.perf_counter() - t0
+    summary.save(out / "summary.json")
+    return GrokRun(out, summary, records)

@@ -89,6 +89,16 @@ def attention(model, layer: int):
     return b.attn if arch_of(model) == "gpt2" else (b.self_attn if arch_of(model) == "llama" else b.attention)
 
 
+def out_proj(model, layer: int):
+    """The attention output projection of ``layer`` (``c_proj`` / ``o_proj`` / ``dense``); its input is TL
+    ``blocks.{L}.attn.hook_z`` flattened to ``[..., n_heads * d_head]``."""
+    att = attention(model, layer)
+    for name in ("c_proj", "o_proj", "dense"):
+        if hasattr(att, name):
+            return getattr(att, name)
+    raise AttributeError(f"no output projection found in {type(att).__name__}")
+
+
 def qk_sources(model, layer: int) -> list:
     """Where the queries and keys of ``layer`` can be read during a forward pass.
 

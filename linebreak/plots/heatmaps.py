@@ -2,7 +2,7 @@
 
 A helix "rings": positive near the diagonal, negative further out, positive again. A straight line gives
 two blocks of +1 and -1. The panel under each heatmap is the mean similarity by lag |i - j| (what the
-ringing numbers in ``analysis.json`` summarise).
+ringing numbers in ``probe.json`` summarise).
 """
 
 from __future__ import annotations

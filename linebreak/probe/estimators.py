@@ -20,7 +20,7 @@ from linebreak.io import UserError
 
 
 @dataclass
-class ProbeResult:
+class RidgeFit:
     r2_train: float
     r2_test: float
     rmse_test: float
@@ -58,7 +58,7 @@ def _r2(y: np.ndarray, y_hat: np.ndarray) -> float:
     return 1.0 - float(((y - y_hat) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
 
 
-def ridge_probe(X, y, groups, alpha: float = 1e-3, test_frac: float = 0.25, seed: int = 0) -> ProbeResult:
+def ridge_probe(X, y, groups, alpha: float = 1e-3, test_frac: float = 0.25, seed: int = 0) -> RidgeFit:
     """Ridge regression of ``y [N]`` on ``X [N, d]``, trained on some documents and scored on the others.
 
     ``alpha`` is relative: the penalty is ``alpha * trace(X^T X) / d`` on centred data, so one value works
@@ -78,9 +78,9 @@ def ridge_probe(X, y, groups, alpha: float = 1e-3, test_frac: float = 0.25, seed
     w = np.linalg.solve(G + lam * np.eye(G.shape[0]) + 1e-12 * np.eye(G.shape[0]), Xc.T @ (y[tr] - ym))
     b = ym - mu @ w
     pred = X @ w + b
-    return ProbeResult(r2_train=_r2(y[tr], pred[tr]), r2_test=_r2(y[test], pred[test]),
-                       rmse_test=float(np.sqrt(np.mean((y[test] - pred[test]) ** 2))),
-                       weight=w, bias=float(b), alpha=alpha, n_train=int(tr.sum()), n_test=int(test.sum()))
+    return RidgeFit(r2_train=_r2(y[tr], pred[tr]), r2_test=_r2(y[test], pred[test]),
+                    rmse_test=float(np.sqrt(np.mean((y[test] - pred[test]) ** 2))),
+                    weight=w, bias=float(b), alpha=alpha, n_train=int(tr.sum()), n_test=int(test.sum()))
 
 
 def _multinomial_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, C: float, max_iter: int):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from linebreak.groups import group_means
 from linebreak.io import UserError
 
 
@@ -33,10 +34,7 @@ def subtract_token_mean(X: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """``X`` with each token identity's mean replaced by the global mean (removes what the token *is*)."""
     X = np.asarray(X, dtype=np.float64)
     inv = np.unique(tokens, return_inverse=True)[1]
-    sums = np.zeros((inv.max() + 1, X.shape[1]))
-    np.add.at(sums, inv, X)
-    means = sums / np.bincount(inv)[:, None]
-    return X - means[inv] + X.mean(0)
+    return X - group_means(X, inv, inv.max() + 1)[inv] + X.mean(0)
 
 
 def centroids(X, values, min_per_value: int = 20, contiguous: bool = True,
@@ -66,9 +64,7 @@ def centroids(X, values, min_per_value: int = 20, contiguous: bool = True,
         raise UserError(f"too few tokens per value for centroids: {int(ok.sum())} values have "
                         f">= {min_per_value} tokens (need {min_values}); capture more tokens or lower "
                         "min_per_value")
-    sums = np.zeros((len(uniq), X.shape[1]))
-    np.add.at(sums, inv, X)
-    return uniq[ok], sums[ok] / n[ok, None]
+    return uniq[ok], group_means(X, inv, len(uniq))[ok]
 
 
 def pca_spectrum(C: np.ndarray, k: int = 10) -> dict:

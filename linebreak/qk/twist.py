@@ -16,7 +16,7 @@ computation on plain arrays, with no model in sight:
   width) grid split into an additive part (a count effect plus a width effect: subtraction on ramps) and
   the interaction that a twist needs;
 - :func:`head_summary`, :func:`twist_score`, :func:`head_verdict` — one head's numbers, its ranking score,
-  and the pass/fail verdict whose thresholds are the named constants below (documented in docs/qk.md).
+  and the pass/fail verdict whose thresholds live in :mod:`linebreak.rules.qk` (documented in docs/qk.md).
 
 Centring. The vectors on each side are centred on their own mean over values before mapping. Because the
 map is linear, centring before or after it is the same, and the bias ``b_Q``/``b_K`` (a constant added to
@@ -35,14 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from linebreak.fourier import pca_cumulative_variance
-
-# ---- verdict thresholds (docs/qk.md explains each) -------------------------------------------------------
-MIN_MAX_COS = 0.8          # the head's best cosine (paper: ~1 through a boundary head)
-SLOPE_RANGE = (0.8, 1.25)  # k*(i) = slope * i + intercept: the offset line must run parallel to the diagonal
-MIN_R2 = 0.8               # ... and be a clean line
-OFFSET_RANGE = (0.5, 20.0)  # median eps = k* - i: small and positive (count just below the width)
-MAX_EDGE_FRACTION = 0.25   # rows whose argmax sits on the first/last width (a pinned, monotone score)
-MIN_GAIN = 0.1             # row-max alignment must beat the identity map and the random control by this much
+from linebreak.rules.qk import MAX_EDGE_FRACTION, MIN_GAIN, MIN_MAX_COS, MIN_R2, OFFSET_RANGE, SLOPE_RANGE
 
 
 def _centre(X: np.ndarray) -> np.ndarray:
@@ -211,7 +204,7 @@ def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Ge
     ``query_map(W, b)`` gives the query-side vectors through a map ``W`` (with the head's bias ``b_Q``;
     ``None`` for the control); by default :func:`plain_query_map` of ``Q_side``. A rotary model's query is
     rotated by its offset to the key before the dot product, so its per-count query vectors depend on more
-    than the means (see :mod:`linebreak.qk.analysis`).
+    than the means (see :mod:`linebreak.qk.maps`).
     """
     qmap = query_map or plain_query_map(Q_side)
     K = np.asarray(K_side, dtype=np.float64)
@@ -233,7 +226,8 @@ def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Ge
     return out, mats
 
 
-def _finite(x) -> float:
+def finite(x) -> float:
+    """``x`` as a float, 0 where it is undefined (None or NaN): an undefined number never passes a check."""
     return float(x) if x is not None and np.isfinite(x) else 0.0
 
 
@@ -244,19 +238,19 @@ def twist_score(summary: dict) -> float:
     residual stream, or whose per-row argmax does not follow a line, or sits on the edge of the range.
     """
     h = summary["qk"]
-    return (max(0.0, _finite(summary["gain_over_identity"])) * max(0.0, _finite(h["r2"]))
-            * (1.0 - _finite(h["edge_fraction"])))
+    return (max(0.0, finite(summary["gain_over_identity"])) * max(0.0, finite(h["r2"]))
+            * (1.0 - finite(h["edge_fraction"])))
 
 
 def line_checks(stats: dict) -> dict:
     """The criteria on one matrix's own statistics: a high cosine on a clean, unit-slope line just above
     the diagonal that is not pinned to the edge of the width range. ``passes`` when all hold."""
     checks = {
-        "max_cos": _finite(stats["max_cos"]) >= MIN_MAX_COS,
-        "slope": SLOPE_RANGE[0] <= _finite(stats["slope"]) <= SLOPE_RANGE[1],
-        "r2": _finite(stats["r2"]) >= MIN_R2,
-        "offset_small_positive": OFFSET_RANGE[0] <= _finite(stats["median"]) <= OFFSET_RANGE[1],
-        "not_pinned_to_edge": _finite(stats["edge_fraction"]) <= MAX_EDGE_FRACTION,
+        "max_cos": finite(stats["max_cos"]) >= MIN_MAX_COS,
+        "slope": SLOPE_RANGE[0] <= finite(stats["slope"]) <= SLOPE_RANGE[1],
+        "r2": finite(stats["r2"]) >= MIN_R2,
+        "offset_small_positive": OFFSET_RANGE[0] <= finite(stats["median"]) <= OFFSET_RANGE[1],
+        "not_pinned_to_edge": finite(stats["edge_fraction"]) <= MAX_EDGE_FRACTION,
     }
     return {"passes": all(checks.values()), "checks": checks}
 
@@ -265,8 +259,8 @@ def head_verdict(summary: dict) -> dict:
     """Does this head's QK twist line count up with the limit? The line criteria of :func:`line_checks`
     on the head's matrix, plus a clear alignment gain over the identity map and over the random control."""
     checks = dict(line_checks(summary["qk"])["checks"])
-    checks["beats_identity"] = _finite(summary["gain_over_identity"]) >= MIN_GAIN
-    checks["beats_control"] = _finite(summary["gain_over_control"]) >= MIN_GAIN
+    checks["beats_identity"] = finite(summary["gain_over_identity"]) >= MIN_GAIN
+    checks["beats_control"] = finite(summary["gain_over_control"]) >= MIN_GAIN
     return {"passes": all(checks.values()), "checks": checks}
 
 

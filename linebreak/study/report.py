@@ -4,7 +4,8 @@ A :class:`Finding` holds one measured number, the anchor it is compared with (a 
 its source), the rule that decides agreement, and the figure that shows it. ``report.json`` carries every
 finding plus all stage summaries, settings, versions and wall times (for programs); ``report.md`` renders
 the same findings as sentences (for people). Nothing in a finding's ``value`` is typed in: the study fills
-it from the stage summaries. Anchors are literature values, cited.
+it from the stage summaries. Anchors are literature values, cited (:mod:`linebreak.rules.anchors`: the
+value and its source beside each finding, the full references at the end of ``report.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from linebreak.io import save_json, write_text
-from linebreak.rules.anchors import ANCHORS
+from linebreak.rules.anchors import ANCHORS, SOURCES
 
 
 @dataclass
@@ -75,6 +76,9 @@ def render_markdown(title: str, findings: list[Finding], stages: dict[str, dict]
         lines.append("")
     for heading, block in (appendix or {}).items():
         lines += [f"## {heading}", "", block, ""]
+    cited = [full for short, full in SOURCES.items() if any(f.anchor and short in f.anchor[1] for f in findings)]
+    if cited:
+        lines += ["## References", ""] + [f"- {c}" for c in cited] + [""]
     lines += ["## Stages", "", "| stage | wall time (s) | reused |", "|---|---|---|"]
     for name, st in stages.items():
         lines.append(f"| {name} | {st.get('wall_s', float('nan')):.1f} | {st.get('reused', False)} |")

@@ -2,12 +2,13 @@
 
 A sweep config (JSON, see ``sweeps/helix.json``) names a study preset as the base and a list of runs, each a
 set of overrides of the data, model and optimiser configs. Every run goes through the study's line-width
-stages (corpus -> model -> manifold with its random-init control -> qk;
-:func:`linebreak.study.pipeline.run_line_stages`),
+stages (corpus -> model -> probe with its random-init control -> qk;
+:func:`linebreak.study.line_stages.run_line_stages`),
 each reused while its inputs are unchanged, so an interrupted sweep resumes. Per run the sweep records the
 newline information captured, the count probe R^2, the centroids' PC spectrum, the ringing numbers, the helix
 fit and the QK twist verdict with its numbers, and checks them against the targets of issue #7
-(:data:`TARGETS`). Results: ``sweep.json`` (every run), ``summary.md`` (one table) and ``summary.png``.
+(:data:`linebreak.rules.sweep.TARGETS`). Results: ``sweep.json`` (every run), ``summary.md`` (one table) and
+``summary.png``. Rows of an earlier ``sweep.json`` are plain dicts and are read as they are.
 """
 
 from __future__ import annotations
@@ -17,15 +18,7 @@ import time
 from pathlib import Path
 
 from linebreak.io import UserError, load_json, save_json, to_jsonable, write_text
-
-# The targets for choosing the study's default (issue #7), checked per run.
-TARGETS = {
-    "top6 >= 0.90": lambda r: r["top6"] is not None and r["top6"] >= 0.90,
-    "PC1 < 0.70": lambda r: r["pc1"] is not None and r["pc1"] < 0.70,
-    "sign changes >= 2": lambda r: r["sign_changes"] is not None and r["sign_changes"] >= 2,
-    "QK twist verdict": lambda r: bool(r["qk_passes"]),
-    "key-side comparison": lambda r: bool(r["key_side_moves"]),
-}
+from linebreak.rules.sweep import MIN_INFO_FOR_DEFAULT, TARGETS
 
 
 def load_sweep(path: str | Path) -> dict:
@@ -68,37 +61,33 @@ def run_preset(spec: dict, run: dict):
 
 
 def row(name: str, res: dict) -> dict:
-    """The numbers of one finished run that the sweep compares."""
-    from linebreak.study.findings.probe import _best_layer, _geom
+    """The numbers of one finished run that the sweep compares, from its stages' typed results (a plain dict:
+    the rows of ``sweep.json``, NaN written as None)."""
+    from linebreak.study.findings.probe import best_layer, geometry
 
-    m = res["model"].summary if "model" in res else {}
-    man = res["manifold"].summary
-    key = _best_layer(man["model"])
-    g, c = _geom(man["model"][key]), _geom(man["control"][key])
-    q = res["qk"].summary
-    best = next(h for h in q["heads"] if h["name"] == q["verdict"]["best_head"])
-    ks = best.get("key_side", {})
-    return {
-        "name": name, "info_captured": m.get("info_captured"), "forced_break_acc": m.get("forced_break_acc"),
-        "train_seconds": m.get("train_seconds"), "layer": key, "count_r2": g["r2"], "pc1": g["pc1"],
-        "top6": g["top6"], "sign_changes": g["sign_changes"], "first_negative": g["first_negative"],
-        "second_positive": g["second_positive"], "helix_periods": g["helix_periods"],
-        "helix_gain": g["helix_gain"], "control_pc1": c["pc1"], "control_sign_changes": c["sign_changes"],
-        "qk_passes": q["verdict"]["passes"],
-        "qk_holds_on_halves": q["verdict"].get("split_half", {}).get("holds_on_both_halves"),
-        "qk_best_head": best["name"], "qk_slope": best["qk"]["slope"],
-        "qk_offset": best["qk"]["median"], "qk_max_cos": best["qk"]["max_cos"],
-        "identity_max_cos": best["identity"]["max_cos"], "qk_gain_over_identity": best["gain_over_identity"],
-        "key_side_moves": bool(ks.get("moves", False)), "key_side": ks,
-        "qk_probe_passes": (q["verdict"].get("probes") or {}).get("passes"),  # None: run without the route
-        # the share of the best head's count x width logit that is interaction (None: run before the split)
-        "qk_interaction_share": best.get("comparison", {}).get("interaction_share"),
-    }
-
-
-# A run is a candidate for the default only if its model does the task: geometry of a model that has not
-# learned to break lines says nothing about how line breaking is done.
-MIN_INFO_FOR_DEFAULT = 0.9
+    m = res["model"].result if "model" in res else None
+    runs = res["probe"].result
+    key = best_layer(runs.model)
+    g, c = geometry(runs.model.layers[key]), geometry(runs.control.layers[key])
+    q = res["qk"].result
+    v = q.verdict
+    best = q.head(v.best_head)
+    return to_jsonable({
+        "name": name, "info_captured": m.info_captured if m else None,
+        "forced_break_acc": m.forced_break_acc if m else None, "train_seconds": m.train_seconds if m else None,
+        "layer": key, "count_r2": g.r2, "pc1": g.pc1, "top6": g.top6, "sign_changes": g.sign_changes,
+        "first_negative": g.first_negative, "second_positive": g.second_positive,
+        "helix_periods": g.helix_periods, "helix_gain": g.helix_gain, "control_pc1": c.pc1,
+        "control_sign_changes": c.sign_changes, "qk_passes": v.passes,
+        "qk_holds_on_halves": v.split_half.holds_on_both_halves,
+        "qk_best_head": best.name, "qk_slope": best.qk.slope, "qk_offset": best.qk.median,
+        "qk_max_cos": best.qk.max_cos, "identity_max_cos": best.identity.max_cos,
+        "qk_gain_over_identity": best.gain_over_identity,
+        "key_side_moves": bool(best.key_side.moves), "key_side": best.key_side,
+        "qk_probe_passes": v.probes.passes if v.probes is not None else None,  # None: run without the route
+        # the share of the best head's count x width logit that is interaction
+        "qk_interaction_share": best.comparison.interaction_share,
+    })
 
 
 def score(r: dict) -> tuple:
@@ -149,7 +138,8 @@ def _default_settings() -> dict:
 
 
 def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = None, log=print) -> dict:
-    from linebreak.study.pipeline import StudyConfig, run_line_stages
+    from linebreak.study.line_stages import run_line_stages
+    from linebreak.study.pipeline import StudyConfig
 
     spec = load_sweep(spec_path)
     out = Path(out)
@@ -212,16 +202,17 @@ def summary_table(rows: list[dict], best: str) -> str:
 
 def summary_figure(rows: list[dict], path: Path) -> Path:
     from linebreak.plots.common import new_figure, save_png
+    from linebreak.rules.probe import PC1_SHARE_MAX, SIGN_CHANGES_MIN
 
     fig, axes = new_figure(1, 3, figsize=(15, 4.5))
     names = [r["name"] for r in rows]
     x = range(len(rows))
     axes[0].bar(x, [r["pc1"] or 0 for r in rows], label="trained model")
     axes[0].plot(x, [r["control_pc1"] or 0 for r in rows], "kx", label="random-init control")
-    axes[0].axhline(0.7, color="r", ls="--", label="target PC1 < 0.70")
+    axes[0].axhline(PC1_SHARE_MAX, color="r", ls="--", label=f"target PC1 < {PC1_SHARE_MAX:.2f}")
     axes[0].set_title("Share of centroid variance in PC1\n(a straight ramp is ~1)")
     axes[1].bar(x, [r["sign_changes"] or 0 for r in rows])
-    axes[1].axhline(2, color="r", ls="--", label="target >= 2 (ringing)")
+    axes[1].axhline(SIGN_CHANGES_MIN, color="r", ls="--", label=f"target >= {SIGN_CHANGES_MIN} (ringing)")
     axes[1].set_title("Sign changes of the count-similarity profile")
     axes[2].bar(x, [r["qk_slope"] if r["qk_slope"] is not None else 0 for r in rows])
     axes[2].axhspan(0.8, 1.2, color="g", alpha=0.15, label="slope within 0.2 of 1")

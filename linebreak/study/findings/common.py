@@ -7,6 +7,8 @@ A test recomputes every verdict from those checks, so the words in the report ca
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 
 from linebreak.study.report import Finding
@@ -14,9 +16,14 @@ from linebreak.study.report import Finding
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
 
+def undefined(x) -> bool:
+    """``x`` was not measured or is not defined: None, or NaN (a typed result reads JSON null as NaN)."""
+    return x is None or isinstance(x, numbers.Real) and math.isnan(x)
+
+
 def check(checks: list[list]) -> bool | None:
     """All ``[name, value, op, threshold]`` hold; None if a value is missing (not measured)."""
-    if any(v is None for _, v, _, _ in checks):
+    if any(undefined(v) for _, v, _, _ in checks):
         return None
     return all(OPS[op](v, t) for _, v, op, t in checks)
 
@@ -27,5 +34,5 @@ def _f(key, section, sentence, value, anchor, checks, figure=None, **details) ->
 
 
 def _num(x, spec: str, missing: str = "-") -> str:
-    """``x`` formatted with ``spec``; ``missing`` where it was not measured (NaN is stored as null in JSON)."""
-    return missing if x is None else format(x, spec)
+    """``x`` formatted with ``spec``; ``missing`` where it was not measured (None or NaN: null in JSON)."""
+    return missing if undefined(x) else format(x, spec)

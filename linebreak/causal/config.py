@@ -1,0 +1,26 @@
+"""Settings of ``linebreak causal`` (presets in :data:`linebreak.presets.CAUSAL`).
+
+List settings: ``patch_deltas`` is a comma string of integer count shifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CausalConfig:
+    split: str = field(default="validation", metadata={"help": "corpus split to evaluate on"})
+    n_docs: int = field(default=64, metadata={"help": "documents per evaluation"})
+    batch_size: int = 16
+    top: int = field(default=3, metadata={"help": "top heads ablated together"})
+    subspace_dim: int = field(default=6, metadata={"help": "dimensions of the count subspace ablated"})
+    n_random: int = field(default=3, metadata={"help": "random subspaces of the same dimension (control)"})
+    patch_deltas: str = field(default="-8,-4,-2,0,2,4,8", metadata={"help": "count shifts for patching"})
+    patch_passes: int = field(default=4, metadata={"help": "patching passes (one patched token per document each)"})
+    patch_layer: int = field(default=-1, metadata={
+        "help": "layer whose resid_pre is patched; -1: the last layer, where the break decision is read out"})
+    min_per_value: int = field(default=8, metadata={"help": "tokens needed for a count mean"})
+    n_strings: int = field(default=12, metadata={"help": "random word strings in the insertion sweep"})
+    n_lines: int = field(default=48, metadata={"help": "lines the insertion sweep edits"})
+    seed: int = 0

@@ -1,0 +1,82 @@
+"""Run a model with hook functions on TransformerLens names: the one way linebreak reads or edits a forward pass.
+
+    run_with_hooks(model, input_ids, fwd_hooks=[("blocks.1.attn.hook_z", fn)])   -> logits
+    run_with_cache(model, input_ids, ["blocks.0.hook_resid_pre", ...])           -> (logits, {name: tensor})
+    with hooks(model, fwd_hooks): ...                                            hooks for several passes
+
+``fn(tensor, hook_name)`` sees the activation at that point (shapes in :mod:`linebreak.hooks.points`) and
+may return a replacement, as in TransformerLens; it should not edit its tensor in place. Several hooks on one
+point run in the order given, each seeing what the previous one returned. The model runs unconverted (plain
+PyTorch module hooks on the Hugging Face modules), so with no replacing hook the logits are the model's own,
+bit for bit. Both runners are no-grad unless ``grad=True``; extra keyword arguments go to the model's forward
+(e.g. ``use_cache=False``).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from linebreak.hooks.attach import attach
+
+
+def add_hooks(model, fwd_hooks) -> list:
+    """Register every ``(name, fn)`` of ``fwd_hooks``; returns the handles (remove them when done)."""
+    handles: list = []
+    try:
+        for name, fn in fwd_hooks:
+            handles += attach(model, name, fn)
+    except BaseException:
+        remove(handles)
+        raise
+    return handles
+
+
+def remove(handles) -> None:
+    for h in handles:
+        h.remove()
+
+
+@contextmanager
+def hooks(model, fwd_hooks):
+    """The hooks of ``fwd_hooks`` on ``model`` for the duration of the block (every forward pass in it)."""
+    handles = add_hooks(model, fwd_hooks)
+    try:
+        yield model
+    finally:
+        remove(handles)
+
+
+def run_with_hooks(model, input_ids, fwd_hooks=(), grad: bool = False, **model_kwargs):
+    """One forward pass of ``input_ids [batch, pos]`` with ``fwd_hooks`` attached; returns the logits."""
+    import torch
+
+    with hooks(model, fwd_hooks), torch.set_grad_enabled(grad):
+        return model(input_ids=input_ids, **model_kwargs).logits
+
+
+def run_with_cache(model, input_ids, names, fwd_hooks=(), grad: bool = False, **model_kwargs):
+    """One forward pass that also keeps the activations at ``names`` (detached): ``(logits, cache)``.
+
+    ``fwd_hooks`` run before the caching hooks, so the cache holds what the model used after any edit."""
+    cache: dict = {}
+
+    def keep(x, name):
+        cache[name] = x.detach()
+
+    logits = run_with_hooks(model, input_ids, [*fwd_hooks, *((n, keep) for n in names)], grad, **model_kwargs)
+    return logits, cache
+
+
+def batches(n: int, size: int):
+    """``(start, end)`` of consecutive batches of at most ``size`` rows out of ``n``."""
+    for s in range(0, n, size):
+        yield s, min(n, s + size)
+
+
+def as_tensor(ids: np.ndarray):
+    """Token ids as a contiguous int64 tensor (what the model's ``input_ids`` takes)."""
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long)

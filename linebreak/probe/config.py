@@ -1,0 +1,20 @@
+"""Settings of ``linebreak probe`` (:class:`ProbeConfig`), kept apart from the analysis so that
+:mod:`linebreak.presets` and the CLI can read them without importing numpy-heavy code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SITES = ("resid_pre", "resid_mid", "resid_post", "ln1")  # the residual sites a probe may read
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    sites: str = field(default="resid_post", metadata={"help": "comma list of residual sites to analyse"})
+    min_per_count: int = field(default=20, metadata={"help": "tokens needed per count for a centroid"})
+    subtract_token_mean: bool = field(default=True, metadata={"help": "remove each token identity's mean"})
+    alpha: float = field(default=1e-3, metadata={"help": "relative ridge penalty"})
+    value_probe_rows: int = field(default=10000, metadata={"help": "training rows for per-count probes"})
+    value_probe_iters: int = field(default=100, metadata={"help": "L-BFGS iterations of per-count probes"})
+    test_frac: float = field(default=0.25, metadata={"help": "share of documents held out"})
+    seed: int = 0
