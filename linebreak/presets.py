@@ -29,7 +29,7 @@ class TrainPreset:
 
 TRAIN: dict[str, TrainPreset] = {
     "tiny": TrainPreset(
-        CorpusConfig(widths="12:24", seq_len=64, n_train=400, n_val=32, vocab_size=40, max_word_len=6),
+        CorpusConfig(widths=tuple(range(12, 25)), seq_len=64, n_train=400, n_val=32, vocab_size=40, max_word_len=6),
         TrainConfig(ModelConfig(n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=64),
                     OptimConfig(steps=500, batch_size=16, lr=3e-3, warmup_steps=20, eval_every=100,
                                 eval_docs=32, threads=1)),
@@ -53,7 +53,7 @@ TRAIN: dict[str, TrainPreset] = {
 
 # ---- the analyses -------------------------------------------------------------------------------------------
 CAPTURE = {"default": CaptureConfig(),
-           "tiny": CaptureConfig(max_docs=32, max_tokens=2048, sites="resid_pre,resid_post", pattern_docs=0)}
+           "tiny": CaptureConfig(max_docs=32, max_tokens=2048, sites=("resid_pre", "resid_post"), pattern_docs=0)}
 PROBE = {"default": ProbeConfig(), "tiny": ProbeConfig(min_per_count=4, value_probe_rows=1500)}
 QK = {"default": QKConfig(), "tiny": QKConfig(n_docs=32, min_per_value=4, min_values=3, top=2)}
 CAUSAL = {"default": CausalConfig(),
@@ -82,7 +82,7 @@ class StudyPreset:
 
 
 # the study captures only the residual stream (what its probes read), over more documents than a plain capture
-STUDY_CAPTURE = CaptureConfig(max_docs=256, max_tokens=32768, sites="resid_pre,resid_post", pattern_docs=0)
+STUDY_CAPTURE = CaptureConfig(max_docs=256, max_tokens=32768, sites=("resid_pre", "resid_post"), pattern_docs=0)
 STUDY: dict[str, StudyPreset] = {
     "default": StudyPreset(TRAIN["default"], STUDY_CAPTURE, PROBE["default"], QK["default"], CAUSAL["default"],
                            "fast"),

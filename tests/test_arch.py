@@ -311,16 +311,27 @@ def test_hook_names_read_only_points_and_grouped_keys():
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_resid_noise_hooks_draw_what_the_training_loop_draws(kind):
-    """linebreak.hooks.interventions.add_resid_noise makes the same draws as the training loop's version: equal
-    logits in training mode for the same generator seed, none in eval mode."""
+    """linebreak.hooks.interventions.add_resid_noise makes the same draws as the training loop's former
+    block pre-hook (written out below, so that noisy training stays bit-identical across the move to hooks):
+    equal logits in training mode for the same generator seed, none in eval mode."""
+    from linebreak.hooks.arch import blocks
     from linebreak.hooks.interventions import add_resid_noise
     from linebreak.hooks.run import remove
-    from linebreak.train import loop
+
+    def former(model, scale, generator):  # the training loop's own pre-hook before linebreak.hooks existed
+        def pre_hook(module, args, kwargs):
+            if not module.training:
+                return None
+            h = args[0] if args else kwargs["hidden_states"]
+            rms = h.detach().pow(2).mean(-1, keepdim=True).sqrt()
+            h = h + scale * rms * torch.randn(h.shape, generator=generator, dtype=h.dtype, device=h.device)
+            return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
+        return [b.register_forward_pre_hook(pre_hook, with_kwargs=True) for b in blocks(model)]
 
     model = tiny_model(kind).train()
     ids = torch.randint(0, VOCAB, (2, 10))
     outs = []
-    for make in (loop.add_resid_noise, add_resid_noise):
+    for make in (former, add_resid_noise):
         handles = make(model, 0.3, torch.Generator().manual_seed(5))
         outs.append(model(ids).logits.detach())
         remove(handles)

@@ -113,15 +113,18 @@ def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
     assert c.meta["layers"] == [0] and c.layers("resid_post") == [0]
 
 
-@pytest.mark.parametrize("cfg, msg", [
-    (CaptureConfig(layers="0,7"), "layer 7 does not exist"),
-    (CaptureConfig(sites="resid_pre,mlp_out"), "unknown site"),
-    (CaptureConfig(split="test"), "no split"),
-    (CaptureConfig(dtype="int8"), "dtype"),
+@pytest.mark.parametrize("settings, msg", [
+    (dict(layers="0,7"), "layer 7 does not exist"),
+    (dict(sites="resid_pre,mlp_out"), "unknown site"),
+    (dict(split="test"), "no split"),
+    (dict(dtype="int8"), "dtype"),
+    (dict(layers="0,x"), "expected a comma list"),
 ])
-def test_bad_capture_settings(corpus, cfg, msg):
+def test_bad_capture_settings(corpus, settings, msg):
+    """Each bad setting is one UserError, from the config itself or, for what needs the model or corpus, from
+    the capture."""
     with pytest.raises(UserError, match=msg):
-        capture(gpt2(corpus, n_layer=1), corpus, cfg, progress=False)
+        capture(gpt2(corpus, n_layer=1), corpus, CaptureConfig(**settings), progress=False)
 
 
 def test_cli_capture_control_refusal_and_tokenizer_mismatch(corpus, corpus_dir, tmp_path, cli):

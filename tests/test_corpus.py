@@ -5,7 +5,8 @@ import pytest
 
 from linebreak.corpus import CorpusConfig, generate_corpus, load_corpus
 from linebreak.corpus.store import DOC_SEPARATOR
-from linebreak.corpus.wrap import WrapError, parse_widths, wrap_words
+from linebreak.corpus.wrap import WrapError, wrap_words
+from linebreak.io import UserError
 
 TINY = CorpusConfig(widths="12:24", seq_len=64, n_train=20, n_val=8, vocab_size=40, max_word_len=6)
 
@@ -27,12 +28,13 @@ def test_word_longer_than_width_is_an_error():
         wrap_words(["ab", "abcdefgh"], 5)
 
 
-def test_parse_widths():
-    assert parse_widths("20,40,60") == [20, 40, 60]
-    assert parse_widths("20:23") == [20, 21, 22, 23]
+def test_widths_are_parsed_once_into_a_tuple():
+    assert CorpusConfig(widths="20,40,60").widths == (20, 40, 60)
+    assert CorpusConfig(widths="20:23").widths == (20, 21, 22, 23)
+    assert CorpusConfig(widths=[20, 40]).widths == (20, 40)  # from a JSON sweep config
     for bad in ("0,10", "-5:10", "a,b", "30:20", ""):
-        with pytest.raises(WrapError.__mro__[1]):
-            parse_widths(bad)
+        with pytest.raises(UserError):
+            CorpusConfig(widths=bad)
 
 
 def test_corpus_layout_roundtrip_and_determinism(tmp_path):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from linebreak.hooks import heads
+from linebreak.hooks.points import hook_name
+from linebreak.hooks.run import as_tensor, batches, run_with_cache
 from linebreak.io import UserError, save_json
 from linebreak.presets import QK as QK_PRESETS
 from linebreak.qk.analysis import qk_analysis
@@ -201,8 +202,9 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
 
     # the same ln1 rows (same batches as collect, so the same float32 bits), rotated token by token in float64:
     # the two differ only in the order of float64 sums (~1e-15 relative); 1e-6 on queries of size ~0.1
-    x = np.concatenate([heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True, attention=False)["ln1"][1]
-                        .double().numpy() for s, e in heads.batches(len(ids), cfg.batch_size)])
+    ln1 = hook_name("ln1", 1)
+    x = np.concatenate([run_with_cache(model, as_tensor(ids[s:e]), [ln1])[1][ln1].double().numpy()
+                        for s, e in batches(len(ids), cfg.batch_size)])
     sel = lab["query"] & (lab["offset"] >= 0)
     r = arch.rotate_by_offset(x[sel] @ W_Q[2] + b_Q[2], lab["offset"][sel], tables)
     want = np.stack([r[lab["count"][sel] == c].mean(0) for c in np.nonzero(keep)[0]])
@@ -242,8 +244,10 @@ def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
     hook = model.transformer.h[L].attn.c_attn.register_forward_hook(grab)
     pats = []
     # the batches collect uses, so the ln1 rows both sides start from are the same float32 numbers
-    for s, e in heads.batches(len(ids), cfg.batch_size):
-        pats.append(heads.forward(model, heads.as_tensor(ids[s:e]), attention=True)["pattern"][L][:, h].numpy())
+    pattern = hook_name("pattern", L)
+    for s, e in batches(len(ids), cfg.batch_size):
+        cache = run_with_cache(model, as_tensor(ids[s:e]), [pattern], output_attentions=True)[1]
+        pats.append(cache[pattern][:, h].numpy())
     hook.remove()
     qkv = torch.cat(grabbed).double().numpy()
     x = np.abs(torch.cat(inputs).double().numpy())  # |ln1 rows|, for the rounding bound below

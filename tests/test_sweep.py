@@ -70,6 +70,10 @@ def test_same_settings_counts_a_missing_setting_at_its_default_as_unchanged():
     assert not same_settings({"optim": {"lr": 3.0}}, new, defaults)
     assert not same_settings({"optim": {"lr": 2.0, "device": "cpu", "gone": 1}}, new, defaults)
     assert not same_settings(None, new, defaults)
+    # a list setting recorded as text before it became a tuple (widths "20:22" is [20, 21, 22])
+    assert same_settings({"data": {"widths": "20:22"}}, {"data": {"widths": [20, 21, 22]}}, {})
+    assert not same_settings({"data": {"widths": "20:23"}}, {"data": {"widths": [20, 21, 22]}}, {})
+    assert not same_settings({"data": {"widths": "x"}}, {"data": {"widths": [20]}}, {})
 
 
 @pytest.mark.parametrize("spec,msg", [

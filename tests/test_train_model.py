@@ -41,7 +41,7 @@ def test_bad_model_settings(bad):
 @pytest.mark.parametrize("arch, pos", [("gpt2", "learned"), ("llama", "rotary"), ("neox", "rotary")])
 def test_resid_noise_is_relative_seeded_and_off_in_eval(arch, pos):
     from linebreak.hooks.arch import blocks
-    from linebreak.train.loop import add_resid_noise
+    from linebreak.hooks.interventions import add_resid_noise
 
     model = build_model(ModelConfig(arch=arch, pos=pos, **SMALL), vocab_size=50, bos_id=0)
     x = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(0))

@@ -1,11 +1,13 @@
 """Settings of ``linebreak causal`` (presets in :data:`linebreak.presets.CAUSAL`).
 
-List settings: ``patch_deltas`` is a comma string of integer count shifts.
+List settings: ``patch_deltas`` is a tuple of integer count shifts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from linebreak.config import require, tuples_from_text
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,8 @@ class CausalConfig:
     top: int = field(default=3, metadata={"help": "top heads ablated together"})
     subspace_dim: int = field(default=6, metadata={"help": "dimensions of the count subspace ablated"})
     n_random: int = field(default=3, metadata={"help": "random subspaces of the same dimension (control)"})
-    patch_deltas: str = field(default="-8,-4,-2,0,2,4,8", metadata={"help": "count shifts for patching"})
+    patch_deltas: tuple[int, ...] = field(default=(-8, -4, -2, 0, 2, 4, 8), metadata={
+        "help": "count shifts for patching (write --patch-deltas=-8,-4,0,4,8)"})
     patch_passes: int = field(default=4, metadata={"help": "patching passes (one patched token per document each)"})
     patch_layer: int = field(default=-1, metadata={
         "help": "layer whose resid_pre is patched; -1: the last layer, where the break decision is read out"})
@@ -24,3 +27,7 @@ class CausalConfig:
     n_strings: int = field(default=12, metadata={"help": "random word strings in the insertion sweep"})
     n_lines: int = field(default=48, metadata={"help": "lines the insertion sweep edits"})
     seed: int = 0
+
+    def __post_init__(self):
+        tuples_from_text(self)
+        require(bool(self.patch_deltas), "patch_deltas: give at least one count shift")

@@ -80,7 +80,7 @@ def count_patching(model, ids, lab, newline_id, layer, counts, means, cfg: Causa
     import torch
     from scipy.stats import spearmanr
 
-    deltas = [int(x) for x in cfg.patch_deltas.split(",") if x.strip()]
+    deltas = list(cfg.patch_deltas)
     mu = {int(c): m for c, m in zip(counts, means)}
     picks = _picks(ids, lab, counts, deltas, cfg)
     name = hook_name("resid_pre", layer)

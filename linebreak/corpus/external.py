@@ -25,7 +25,7 @@ from linebreak.corpus.store import (
     write_corpus,
 )
 from linebreak.corpus.tokenizer import token_lengths
-from linebreak.corpus.wrap import check_fits, parse_widths, wrap_words
+from linebreak.corpus.wrap import check_fits, wrap_words
 from linebreak.io import UserError
 
 
@@ -78,7 +78,7 @@ def generate_with_tokenizer(cfg: CorpusConfig, model_dir: str | Path, out_dir: s
     if not cfg.text:
         raise UserError("a text file is needed to analyse an external model (--text FILE)")
     refuse_existing(out_dir, force)
-    widths = parse_widths(cfg.widths)
+    widths = sorted(set(cfg.widths))
     words = read_text_words(cfg.text)
     check_fits(max(words, key=len), min(widths))
     tok = load_tokenizer(model_dir)

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from linebreak.config import require, tuples_from_text
 from linebreak.corpus.labels import labels_for_split
 from linebreak.corpus.tokenizer import BOS_ID, FIRST_WORD_ID, NEWLINE_ID, build_tokenizer, token_lengths
 from linebreak.corpus.words import WordVocab, sample_word_ids, synthetic_vocab, text_vocab
-from linebreak.corpus.wrap import check_fits, parse_widths, wrap_ids
+from linebreak.corpus.wrap import check_fits, wrap_ids
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
 
 FORMAT = "linebreak-corpus/1"
@@ -34,7 +35,8 @@ DOC_SEPARATOR = "\n\f\n"  # between documents in the split's .txt file
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    widths: str = field(default="20:80", metadata={"help": "wrap widths: a list 20,40,60 or a range 20:150"})
+    widths: tuple[int, ...] = field(default=tuple(range(20, 81)), metadata={
+        "help": "wrap widths: a list 20,40,60 or a range 20:150"})
     seq_len: int = field(default=256, metadata={"help": "tokens per document, <bos> included"})
     n_train: int = field(default=24000, metadata={"help": "training documents (at most, with --text)"})
     n_val: int = field(default=256, metadata={"help": "validation documents (at most, with --text)"})
@@ -49,6 +51,11 @@ class CorpusConfig:
                 "characters left, if there is one (synthetic words only)"})
     seed: int = 0
     text: str = field(default="", metadata={"help": "re-wrap this UTF-8 text file (not synthetic words)"})
+
+    def __post_init__(self):
+        tuples_from_text(self)  # "20:150" or "20,40,60" from code, sweep configs and old records
+        require(bool(self.widths), "widths: none given (a list 20,40,60 or a range lo:hi with lo <= hi)")
+        require(min(self.widths) > 0, f"widths must be positive, got {min(self.widths)}")
 
 
 @dataclass
@@ -90,7 +97,7 @@ class Corpus:
 
 
 def _check(cfg: CorpusConfig) -> list[int]:
-    widths = parse_widths(cfg.widths)
+    widths = sorted(set(cfg.widths))
     for name in ("seq_len", "n_train", "n_val", "vocab_size", "min_word_len"):
         if getattr(cfg, name) < (2 if name == "seq_len" else 1):
             raise UserError(f"{name} must be positive, got {getattr(cfg, name)}")

@@ -21,24 +21,6 @@ class WrapError(UserError):
     """A word is longer than the line width."""
 
 
-def parse_widths(spec: str) -> list[int]:
-    """``"20,40,60"`` -> [20, 40, 60]; ``"20:150"`` -> 20..150 inclusive."""
-    spec = str(spec).strip()
-    try:
-        if ":" in spec:
-            lo, hi = (int(x) for x in spec.split(":"))
-            widths = list(range(lo, hi + 1))
-        else:
-            widths = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"widths must be a list like 20,40,60 or a range like 20:150, got {spec!r}") from None
-    if not widths:
-        raise UserError(f"no widths in {spec!r} (a range lo:hi needs lo <= hi)")
-    if min(widths) <= 0:
-        raise UserError(f"widths must be positive, got {min(widths)}")
-    return sorted(set(widths))
-
-
 def check_fits(longest_word: str | int, width: int) -> None:
     n = longest_word if isinstance(longest_word, int) else len(longest_word)
     if n > width:

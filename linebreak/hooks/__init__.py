@@ -6,5 +6,4 @@
 - :mod:`~linebreak.hooks.run`: ``run_with_hooks``, ``run_with_cache``, the ``hooks`` context manager.
 - :mod:`~linebreak.hooks.interventions`: ablate heads, edit keys, edit the residual, residual noise.
 - :mod:`~linebreak.hooks.measure`: per-head outputs, the newline / other-token loss split.
-- :mod:`~linebreak.hooks.heads`: the former interface, a thin layer over the above until its callers move.
 """

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from linebreak.config import require, tuples_from_text
+
 SITES = ("resid_pre", "resid_mid", "resid_post", "ln1")  # the residual sites a probe may read
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    sites: str = field(default="resid_post", metadata={"help": "comma list of residual sites to analyse"})
+    sites: tuple[str, ...] = field(default=("resid_post",), metadata={
+        "help": "comma list of residual sites to analyse"})
     min_per_count: int = field(default=20, metadata={"help": "tokens needed per count for a centroid"})
     subtract_token_mean: bool = field(default=True, metadata={"help": "remove each token identity's mean"})
     alpha: float = field(default=1e-3, metadata={"help": "relative ridge penalty"})
@@ -18,3 +21,8 @@ class ProbeConfig:
     value_probe_iters: int = field(default=100, metadata={"help": "L-BFGS iterations of per-count probes"})
     test_frac: float = field(default=0.25, metadata={"help": "share of documents held out"})
     seed: int = 0
+
+    def __post_init__(self):
+        tuples_from_text(self)
+        bad = [s for s in self.sites if s not in SITES]
+        require(not bad, f"probe sites must be {', '.join(SITES)}, got {', '.join(bad)}")

@@ -26,7 +26,7 @@ import numpy as np
 from linebreak.hooks.points import hook_name
 from linebreak.io import UserError
 from linebreak.probe import manifold as M
-from linebreak.probe.config import SITES, ProbeConfig
+from linebreak.probe.config import ProbeConfig
 from linebreak.probe.estimators import ridge_probe, value_probes
 from linebreak.probe.result import (
     MARKER,
@@ -47,14 +47,11 @@ DEFAULT = ProbeConfig()
 
 
 def _entries(acts, cfg: ProbeConfig) -> list[tuple[str, int]]:
-    sites = [s.strip() for s in cfg.sites.split(",") if s.strip()]
-    bad = [s for s in sites if s not in SITES]
-    if bad:
-        raise UserError(f"probe sites must be resid_pre, resid_mid, resid_post or ln1, got {bad}")
+    sites = list(cfg.sites)
     out = [("resid_pre", 0)] if hook_name("resid_pre", 0) in acts.acts and "resid_pre" not in sites else []
     out += [(s, L) for s in sites for L in acts.layers(s)]
     if not out:
-        raise UserError(f"no activations captured for sites {cfg.sites!r}")
+        raise UserError(f"no activations captured for sites {','.join(cfg.sites)}")
     return out
 
 

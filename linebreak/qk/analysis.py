@@ -23,7 +23,7 @@ import numpy as np
 
 from linebreak.hooks import arch
 from linebreak.io import UserError
-from linebreak.qk.attention import measure_heads, response_range  # noqa: F401 (transitional, see below)
+from linebreak.qk.attention import measure_heads
 from linebreak.qk.collect import check_model, collect, select_docs, value_means
 from linebreak.qk.config import QKConfig
 from linebreak.qk.maps import score_heads
@@ -33,10 +33,6 @@ from linebreak.qk.top_heads import top_head, top_head_outputs
 from linebreak.qk.verdict import lead_head, model_verdict, rank_heads, split_half
 
 __all__ = ["QKConfig", "QKResult", "qk_analysis"]
-
-# Transitional, for linebreak.causal until it imports check_model / response_range from linebreak.qk.collect /
-# linebreak.qk.attention (the lead removes this line and response_range from the import above then).
-_check_model = check_model
 
 
 def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> QKResult:

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linebreak.hooks import arch, heads
+from linebreak.hooks import arch
+from linebreak.hooks.points import hook_name
+from linebreak.hooks.run import as_tensor, batches, run_with_cache
 from linebreak.io import UserError
 from linebreak.probe import manifold
 from linebreak.qk.config import QKConfig
@@ -109,8 +111,10 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
     k_sum, k_n = np.zeros((2, nL, max_k, d)), np.zeros((2, max_k))
     att_rows = []
     rows = ProbeRows(q=[[] for _ in range(nL)], k=[[] for _ in range(nL)])
-    for s, e in bar(list(heads.batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
-        out = heads.forward(model, heads.as_tensor(ids[s:e]), ln1=True)
+    ln1 = [hook_name("ln1", L) for L in range(nL)]  # what the heads read: the attention norm's output
+    pattern = [hook_name("pattern", L) for L in range(nL)]
+    for s, e in bar(list(batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
+        _, cache = run_with_cache(model, as_tensor(ids[s:e]), ln1 + pattern, output_attentions=True)
         qm, c, off = lab["query"][s:e], lab["count"][s:e], lab["offset"][s:e]
         if rotary:
             qm = qm & (off >= 0)
@@ -124,7 +128,7 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
             rows.q_lab.append((c[qm], o, doc[qm]))
             rows.k_lab.append((kv[km], doc[km]))
         for L in range(nL):
-            x = out["ln1"][L].double().numpy()
+            x = cache[ln1[L]].double().numpy()
             np.add.at(q_sum, (half[qm], L, c[qm], o), x[qm])
             np.add.at(k_sum, (half[km], L, kv[km]), x[km])
             if cfg.probes:
@@ -134,7 +138,7 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
         pn = lab["prev_nl"][s:e]
         sel = lab["query"][s:e] & (pn >= 0)
         b, t = np.nonzero(sel)
-        pat = np.stack([p.numpy() for p in out["pattern"]], axis=1)  # [B, L, H, T, T]
+        pat = np.stack([cache[name].numpy() for name in pattern], axis=1)  # [B, L, H, T, T]
         att_rows.append(pat[b, :, :, t, pn[b, t]].reshape(len(b), nL, H))
     att = np.concatenate(att_rows) if att_rows else np.zeros((0, nL, H))
     return Collected(Sums(q_sum, q_n, k_sum, k_n), att, rows)

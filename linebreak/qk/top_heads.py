@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from linebreak.hooks import heads
+from linebreak.hooks.measure import head_outputs
+from linebreak.hooks.points import hook_name
+from linebreak.hooks.run import as_tensor, batches, run_with_cache
 from linebreak.probe import manifold
 from linebreak.qk import twist
 from linebreak.qk.collect import Means
@@ -46,14 +48,15 @@ def top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKCo
     R = cfg.max_remaining + 1
     ns = np.zeros(R)
     per_head = {lh: np.zeros((R, lay.d_model)) for lh in top}
-    for s, e in heads.batches(len(ids), cfg.batch_size):
-        out = heads.forward(model, heads.as_tensor(ids[s:e]), z=tuple(layers), attention=False)
+    z = {L: hook_name("z", L) for L in layers}  # each head's mixed values, before the output projection
+    for s, e in batches(len(ids), cfg.batch_size):
+        _, cache = run_with_cache(model, as_tensor(ids[s:e]), list(z.values()))
         rem = lab["remaining"][s:e]
         m = lab["query"][s:e] & (rem >= 0) & (rem < R)
         np.add.at(ns, rem[m], 1)
         for L in layers:
             hs = [h for LL, h in top if LL == L]
-            outs = heads.head_outputs(model, L, out["z"][L], hs)
+            outs = head_outputs(model, L, cache[z[L]], hs)
             for h, o in outs.items():
                 np.add.at(per_head[(L, h)], rem[m], o.double().numpy()[m])
     keep = ns >= cfg.min_per_value

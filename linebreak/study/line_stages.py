@@ -84,7 +84,7 @@ def model_stage(out: Path, preset: TrainPreset, corpus_res: StageResult, reuse: 
 
 def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str],
                 cfg_model, reuse: bool, log) -> StageResult:
-    from linebreak.capture.activations import capture
+    from linebreak.capture.collect import capture
     from linebreak.capture.control import save_control_model
     from linebreak.corpus.store import load_corpus
     from linebreak.hooks.arch import load_model

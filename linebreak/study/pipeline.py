@@ -60,19 +60,13 @@ class StudyConfig:
 def resolve(cfg: StudyConfig) -> StudyPreset:
     """The study preset with the seed, widths and text of ``cfg`` applied."""
     p = STUDY_PRESETS[cfg.preset]
-    data = dataclasses.replace(p.train.data, seed=cfg.seed, **({"widths": _widths(p.train.data, cfg.widths)}
-                                                              if cfg.widths else {}),
+    data = dataclasses.replace(p.train.data, seed=cfg.seed, **({"widths": cfg.widths} if cfg.widths else {}),
                                **({"text": str(Path(cfg.text).resolve())} if cfg.text else {}))
     model = dataclasses.replace(p.train.train.model, init_seed=cfg.seed)
     optim = dataclasses.replace(p.train.train.optim, seed=cfg.seed)
     train = TrainPreset(data, dataclasses.replace(p.train.train, model=model, optim=optim))
     return dataclasses.replace(p, train=train, qk=dataclasses.replace(p.qk, seed=cfg.seed),
                                capture=dataclasses.replace(p.capture, seed=cfg.seed))
-
-
-def _widths(data, widths: tuple[int, ...]):
-    """``widths`` in the type of the corpus config's field (a comma string until that field is a tuple)."""
-    return ",".join(str(w) for w in widths) if isinstance(data.widths, str) else tuple(widths)
 
 
 def run_study(cfg: StudyConfig, out: str | Path, log=print) -> dict:

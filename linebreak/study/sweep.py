@@ -119,7 +119,10 @@ def _earlier_rows(out: Path, presets: dict, now: set[str]) -> dict:
 def same_settings(old, new, defaults) -> bool:
     """Whether a recorded run's settings ``old`` are ``new``, counting a setting that ``old`` lacks as the same
     when ``new`` has its default there (a field that linebreak gained after the record was written, such as
-    ``optim.device``), so that rows of earlier runs survive an upgrade; any other difference is a change."""
+    ``optim.device``), and a list setting recorded as text (``"20:80"``) as its list, so that rows of
+    earlier runs survive an upgrade; any other difference is a change."""
+    if isinstance(old, str) and isinstance(new, list):  # a list setting recorded as text ("20:80") before it
+        return _as_list(old, new) == new                 # became a tuple
     if not (isinstance(new, dict) and isinstance(old, dict)):
         return old == new
     d = defaults if isinstance(defaults, dict) else {}
@@ -127,11 +130,21 @@ def same_settings(old, new, defaults) -> bool:
                                            for k, v in new.items())
 
 
+def _as_list(text: str, like: list) -> list | None:
+    """``text`` parsed as the list setting ``like`` is (None if it does not parse)."""
+    from linebreak.config import parse_tuple
+
+    try:
+        return list(parse_tuple(text, type(like[0]) if like else str))
+    except UserError:
+        return None
+
+
 def _default_settings() -> dict:
     """The settings record of a run whose every setting is at its dataclass default (as ``row`` stores one)."""
     from linebreak.corpus import CorpusConfig
     from linebreak.presets import TrainPreset as Preset
-    from linebreak.train.loop import OptimConfig, TrainConfig
+    from linebreak.train.config import OptimConfig, TrainConfig
     from linebreak.train.model import ModelConfig
 
     return to_jsonable(dataclasses.asdict(Preset(CorpusConfig(), TrainConfig(ModelConfig(), OptimConfig()))))

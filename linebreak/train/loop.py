@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.corpus.store import Corpus
+from linebreak.hooks.interventions import add_resid_noise
 from linebreak.io import append_jsonl, read_jsonl
 from linebreak.train import checkpoint
 from linebreak.train.config import OptimConfig, TrainConfig, check_settings
@@ -77,29 +78,6 @@ def train_step(model, optimizer, x, lr: float, grad_clip: float) -> float:
     return loss.item()
 
 
-def add_resid_noise(model, scale: float, generator) -> list:
-    """Hooks that add ``N(0, (scale * rms)^2)`` to every block's input (``resid_pre``) in training mode.
-
-    ``rms`` is each token's root-mean-square over the residual dimension (not differentiated through), so
-    the noise is relative: a representation must keep its values apart by more than a fixed share of its own
-    size. This is the pressure Gurnee et al. (2025) give for a curved count manifold: at a fixed norm, points
-    on a curve can sit further apart than on a straight segment. Off in eval mode. Returns the hook handles.
-    """
-    import torch
-
-    from linebreak.hooks.arch import blocks
-
-    def pre_hook(module, args, kwargs):
-        if not module.training:
-            return None
-        h = args[0] if args else kwargs["hidden_states"]
-        rms = h.detach().pow(2).mean(-1, keepdim=True).sqrt()
-        h = h + scale * rms * torch.randn(h.shape, generator=generator, dtype=h.dtype, device=h.device)
-        return ((h, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": h})
-
-    return [b.register_forward_pre_hook(pre_hook, with_kwargs=True) for b in blocks(model)]
-
-
 def run_record(cfg: TrainConfig, corpus: Corpus) -> dict:
     """``train_config.json``: the settings and the corpus they trained on (resume compares it)."""
     return {"model": dataclasses.asdict(cfg.model), "optim": dataclasses.asdict(cfg.optim),
@@ -129,6 +107,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     checkpoint.start_log(out_dir, resume, start)
     data = torch.as_tensor(corpus.splits["train"].input_ids, device=o.device)
     noise = torch.Generator(device=o.device)
+    # relative noise in the residual stream, the pressure the paper gives for a curved count (off by default)
     hooks = add_resid_noise(model, o.resid_noise, noise) if o.resid_noise > 0 else []
     model.train()
     t0, losses = time.perf_counter() - elapsed, []
