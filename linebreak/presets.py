@@ -40,8 +40,8 @@ TRAIN: dict[str, TrainPreset] = {
         TrainConfig(ModelConfig(n_layer=4, d_model=128, n_head=4, d_mlp=512, n_ctx=256),
                     OptimConfig(steps=1500, eval_every=250)),
     ),
-    # chosen by the helix-and-twist sweep (docs/sweep.md): the same model with rotary positions (a Llama-style
-    # decoder from transformers) learns line breaking far faster on a CPU (0.95 of the achievable newline
+    # chosen by the helix-and-twist sweep (docs/research/counting.md): the same model with rotary positions (a
+    # Llama-style decoder from transformers) learns line breaking far faster on a CPU (0.95 of the achievable newline
     # information after 600 steps, where GPT-2 with learned positions had 0.71)
     "default": TrainPreset(
         CorpusConfig(),

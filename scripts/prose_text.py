@@ -7,7 +7,7 @@ whitespace and lowercases it. Words longer than ``--max-word-len`` characters ar
 the narrowest line); the ``--vocab`` most frequent words are kept as they are and every other word becomes a
 run of ``_`` of the same length, so the character counts that line breaking needs are exact while the
 vocabulary stays small enough for a CPU model. The point is a residual stream crowded by real syntax
-(docs/sweep.md, sixth pass), as the paper's prose crowds Claude's. Same inputs, same bytes. An existing file is
+(docs/research/twist.md, sixth pass), as the paper's prose crowds Claude's. Same inputs, same bytes. An existing file is
 kept unless ``--force``; the new one is written to a temporary name and renamed.
 """
 

@@ -133,7 +133,7 @@ def test_cli_capture_control_refusal_and_tokenizer_mismatch(corpus, corpus_dir, 
     model = gpt2(corpus, n_layer=1, seed=1)  # the control is drawn with seed 0: a different model
     model.save_pretrained(tmp_path / "model")
     corpus.tokenizer.save_pretrained(tmp_path / "model")
-    out = tmp_path / "probes" / "run"
+    out = tmp_path / "capture"
     rc, stdout, err = cli("capture", "--model", tmp_path / "model", "--corpus", corpus_dir, "--out", out,
                           "--control", "--max-docs", "3", "--sites", "resid_post")
     assert rc == 0, err

@@ -23,28 +23,28 @@ def run_dir(tmp_path_factory):
 
 
 def test_capture_probe_plot(run_dir, cli, tmp_path):
-    acts = tmp_path / "probes" / "tiny"
+    acts, probes = tmp_path / "capture", tmp_path / "probe"  # the stage folders, as under runs/
     rc, _, err = cli("capture", "--model", run_dir / "model", "--corpus", run_dir / "corpus", "--out", acts,
                      "--control", "--sites", "resid_pre,resid_post", "--max-docs", "30")
     assert rc == 0, err
-    rc, out, err = cli("probe", "--acts", acts, "--min-per-count", "5", "--value-probe-iters", "30")
+    rc, out, err = cli("probe", "--acts", acts, "--out", probes, "--min-per-count", "5", "--value-probe-iters", "30")
     assert rc == 0, err
     assert "R2 count" in out and "control" in out and "resid_post.1" in out
-    res = json.loads((acts / "probe.json").read_text())
+    res = json.loads((probes / "probe.json").read_text())
     layer = res["layers"]["resid_post.1"]
     assert res["format"] == "linebreak-probe/1"
     assert {"probes", "count_probes", "centroids", "counts"} <= set(layer)
     # cumulative variance shares: <= 1 up to the rounding of a sum of <= 10 ratios (10 float64 eps)
     assert 0 <= layer["centroids"]["pca"]["top3"] <= layer["centroids"]["pca"]["top6"] <= 1 + 1e-14
-    assert (acts / "probes.safetensors").is_file() and (acts / "control" / "probe.json").is_file()
+    assert (probes / "probes.safetensors").is_file() and (probes / "control" / "probe.json").is_file()
     from linebreak.io import load_tensors
 
-    t = load_tensors(acts / "probes.safetensors")
+    t = load_tensors(probes / "probes.safetensors")
     V = layer["counts"]["n"]
     assert t["resid_post.1.count_probes.weight"].shape == (V, 32) and t["resid_post.1.count.weight"].shape == (32,)
 
     figs = tmp_path / "figs"
-    rc, out, err = cli("plot", "--probes", acts, "--out", figs)
+    rc, out, err = cli("plot", "--probes", probes, "--out", figs)
     assert rc == 0, err
     names = {p.name for p in figs.iterdir()}
     for f in ("model_resid_post_L1_helix_pc123.png", "model_resid_post_L1_helix_pc123.html",
@@ -56,12 +56,12 @@ def test_capture_probe_plot(run_dir, cli, tmp_path):
     assert "blocks.1.hook_resid_post" in html and "PC1 (" in html
     assert "<script src=\"http" not in html  # plotly.js embedded, nothing fetched
 
-    rc, _, err = cli("probe", "--acts", acts)
+    rc, _, err = cli("probe", "--acts", acts, "--out", probes)
     assert rc == 2 and "--force" in err
     rc, _, err = cli("probe", "--acts", acts, "--out", tmp_path / "strict", "--min-per-count", "100000")
     assert rc == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("linebreak probe: error: too few tokens per value")
-    rc, _, err = cli("plot", "--probes", acts, "--layers", "resid_post.9", "--out", figs)
+    rc, _, err = cli("plot", "--probes", probes, "--layers", "resid_post.9", "--out", figs)
     assert rc == 2 and "no analysis for resid_post.9" in err
 
 

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="data/model",
                    help="model folder, any HF causal LM with its tokenizer (default: data/model)")
     p.add_argument("--corpus", default="data/corpus", help="corpus folder (linebreak generate; default: data/corpus)")
-    p.add_argument("--out", help="output folder (default: probes/<model folder name>)")
+    p.add_argument("--out", default="runs/capture", help="output folder (default: runs/capture)")
     p.add_argument("--control", action="store_true",
                    help="also capture a randomly initialised model of the same config into OUT/control")
     p.add_argument("--control-seed", type=int, default=None,
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from linebreak.io import prepare_out_dir
 
     cfg = resolve_config(CaptureConfig, {"default": CaptureConfig()}, "default", args)
-    out = Path(args.out or Path("probes") / Path(args.model).resolve().name)
+    out = Path(args.out)
     corpus = load_corpus(args.corpus)
     model, tokenizer = load_model(args.model)
     check_tokenizer_matches(tokenizer, corpus)

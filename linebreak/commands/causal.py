@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("--corpus", default="data/corpus", help="corpus folder (linebreak generate; default: data/corpus)")
     p.add_argument("--qk", default=None,
                    help="qk.json from `linebreak qk` on this model (default: run the QK analysis now)")
-    p.add_argument("--out", default="probes/causal", help="folder for causal.json (default: probes/causal)")
+    p.add_argument("--out", default="runs/causal", help="folder for causal.json (default: runs/causal)")
     p.add_argument("--preset", default="default", help="settings preset: default | tiny")
     p.add_argument("--force", action="store_true", help="overwrite an existing causal.json")
     add_config_args(p, CausalConfig, "causal-check settings (default: the preset's value)")

@@ -1,7 +1,7 @@
 """``linebreak probe``: probes and count-manifold geometry for every layer of a capture.
 
 Reads a folder written by ``linebreak capture``; writes ``probe.json`` (every number) and
-``probes.safetensors`` (probe weights, centroids) into ``--out`` (default: the capture folder) and prints a
+``probes.safetensors`` (probe weights, centroids) into ``--out`` (default: ``runs/probe``) and prints a
 table. A ``control`` capture inside the folder (``linebreak capture --control``) is analysed the same way and
 shown beside the model.
 """
@@ -19,8 +19,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("probe", help="probes, centroid PCA, ringing and helix fit per layer",
                               description=__doc__)
-    p.add_argument("--acts", required=True, help="activations folder (linebreak capture)")
-    p.add_argument("--out", help="output folder (default: the --acts folder)")
+    p.add_argument("--acts", default="runs/capture",
+                   help="activations folder (linebreak capture; default: runs/capture)")
+    p.add_argument("--out", default="runs/probe", help="output folder for probe.json (default: runs/probe)")
     p.add_argument("--force", action="store_true", help="overwrite an existing analysis")
     add_config_args(p, ProbeConfig, "probe settings")
     p.set_defaults(func=run)
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from linebreak.probe.result import MARKER
 
     cfg = resolve_config(ProbeConfig, {"default": ProbeConfig()}, "default", args)
-    out = Path(args.out) if args.out else Path(args.acts)
+    out = Path(args.out)
     results = probe_folder(args.acts, out, cfg, args.force)
     print(table(results))
     print(f"analysis written to {out / MARKER}" + (" (and control/)" if "control" in results else ""))

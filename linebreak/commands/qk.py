@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("qk", help="boundary heads and the QK twist test", description=__doc__)
     p.add_argument("--model", default="data/model", help="trained model folder (linebreak train; default: data/model)")
     p.add_argument("--corpus", default="data/corpus", help="corpus folder (linebreak generate; default: data/corpus)")
-    p.add_argument("--out", default="probes/qk", help="folder for qk.json (default: probes/qk)")
+    p.add_argument("--out", default="runs/qk", help="folder for qk.json (default: runs/qk)")
     p.add_argument("--figures", default="figures/qk", help="folder for figures (default: figures/qk)")
     p.add_argument("--preset", default="default", help="analysis preset: default | tiny")
     p.add_argument("--force", action="store_true", help="overwrite an existing qk.json")

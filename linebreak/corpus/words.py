@@ -87,7 +87,7 @@ def markov_chain(vocab: WordVocab, successors: int, rng: np.random.Generator) ->
     The successors of each word are drawn from ``vocab.probs`` without replacement and weighted by a flat
     Dirichlet, so common words stay common while the next word depends strongly on the current one. Text
     drawn from it (:func:`markov_word_ids`) makes a model keep each word's identity in its residual stream
-    beside the count: a test of the paper's "crowded residual" explanation of curvature (docs/sweep.md).
+    beside the count: a test of the paper's "crowded residual" explanation of curvature (docs/research/helix.md).
     """
     n = len(vocab.words)
     if not 1 <= successors <= n:
