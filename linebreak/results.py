@@ -95,7 +95,8 @@ class Result:
         where = where or cls.FORMAT
         found = data.get("format") if isinstance(data, dict) else None
         if found != cls.FORMAT:
-            raise UserError(f"{where}: format {found!r} is not {cls.FORMAT!r}; rerun the stage that wrote it")
+            older = " (no format field: an older layout)" if found is None else ""
+            raise UserError(f"{where}: format {found!r} is not {cls.FORMAT!r}{older}; rerun the stage that wrote it")
         return _from_dict(cls, {k: v for k, v in data.items() if k != "format"}, where)
 
     def save(self, path: str | Path) -> Path:
