@@ -9,7 +9,9 @@ value present in one file only), 2 on bad input. What a rerun may change is igno
 string value) ``OLD`` of either file as ``NEW``, for a renamed section or stage. Lists of objects that each
 carry a unique ``key`` or ``name`` (findings, heads) are matched by it, other lists by position. Numbers
 must be equal exactly (the refactors this checks promise bit-identical numbers); ``1`` and ``1.0`` are equal,
-``true`` and ``1`` are not.
+``true`` and ``1`` are not. ``--rtol R`` (for two machines, whose float64 kernels round differently) counts
+numbers within a relative difference ``R`` as equal and says how many there were; ``--max-lines N`` prints
+the first ``N`` differences and then a count per top-level section.
 
     python scripts/diff_reports.py figures/study/report.json runs/study/report.json --rename manifold=probe
 """
@@ -30,10 +32,10 @@ IGNORED = ("wall_s", "*_seconds", "tokens_per_second", "total_wall_s", "stages_w
 class Diff:
     """Walks two JSON trees; collects the differences and counts what was compared."""
 
-    def __init__(self, ignore: tuple[str, ...] = IGNORED, rename: dict[str, str] | None = None):
-        self.ignore, self.rename = ignore, rename or {}
+    def __init__(self, ignore: tuple[str, ...] = IGNORED, rename: dict[str, str] | None = None, rtol: float = 0.0):
+        self.ignore, self.rename, self.rtol = ignore, rename or {}, rtol
         self.lines: list[str] = []
-        self.numbers = self.strings = 0
+        self.numbers = self.strings = self.within_rtol = 0
 
     def _ignored(self, key: str) -> bool:
         return any(fnmatch.fnmatchcase(key, pat) for pat in self.ignore)
@@ -87,6 +89,9 @@ class Diff:
         if num(a) and num(b):
             self.numbers += 1
             same = a == b
+            if not same and abs(a - b) <= self.rtol * max(abs(a), abs(b)):
+                self.within_rtol += 1
+                same = True
         else:
             self.strings += isinstance(a, str) and isinstance(b, str)
             same = type(a) is type(b) and a == b
@@ -116,8 +121,8 @@ def _short(v: Any, n: int = 80) -> str:
 
 
 def diff_files(a: str | Path, b: str | Path, ignore: tuple[str, ...] = IGNORED,
-               rename: dict[str, str] | None = None) -> Diff:
-    d = Diff(ignore, rename)
+               rename: dict[str, str] | None = None, rtol: float = 0.0) -> Diff:
+    d = Diff(ignore, rename, rtol)
     d.walk(_load(a), _load(b))
     return d
 
@@ -144,14 +149,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare key (or string value) OLD as NEW; repeatable")
     ap.add_argument("--ignore", action="append", default=[], metavar="KEY",
                     help="also ignore this key (shell-style pattern, e.g. 'anchor_*'); repeatable")
+    ap.add_argument("--rtol", type=float, default=0.0, metavar="R",
+                    help="count numbers within relative difference R as equal (default 0: exact)")
+    ap.add_argument("--max-lines", type=int, default=None, metavar="N",
+                    help="print at most N differences, then a count per top-level section")
     args = ap.parse_args(argv)
+    if args.rtol < 0 or args.max_lines is not None and args.max_lines < 0:
+        return _fail("--rtol and --max-lines must be >= 0")
     if any(r.count("=") != 1 or not all(r.split("=")) for r in args.rename):
         return _fail(f"--rename takes OLD=NEW, got {', '.join(args.rename)}")
     rename = dict(r.split("=") for r in args.rename)
-    d = diff_files(args.first, args.second, IGNORED + tuple(args.ignore), rename)
-    for line in d.lines:
+    d = diff_files(args.first, args.second, IGNORED + tuple(args.ignore), rename, args.rtol)
+    for line in d.lines[: args.max_lines]:
         print(line)
-    print(f"{len(d.lines)} difference(s); compared {d.numbers} numbers and {d.strings} strings "
+    if args.max_lines is not None and len(d.lines) > args.max_lines:
+        sections: dict[str, int] = {}
+        for line in d.lines:
+            top = ".".join(line.split(":")[0].split(".")[:2])
+            sections[top] = sections.get(top, 0) + 1
+        print(f"... {len(d.lines) - args.max_lines} more; all differences by section: "
+              + ", ".join(f"{k} {n}" for k, n in sections.items()))
+    within = f", {d.within_rtol} more equal within rtol {args.rtol:g}" if args.rtol else ""
+    print(f"{len(d.lines)} difference(s){within}; compared {d.numbers} numbers and {d.strings} strings "
           f"(ignored: {', '.join(IGNORED + tuple(args.ignore))})")
     return 1 if d.lines else 0
 

@@ -105,3 +105,20 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path, args, msg):
     else:
         rc, _, err = run(REPORT, REPORT, tmp_path, *args)
     assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_rtol_counts_rounding_apart_from_real_differences(tmp_path):
+    """Two machines round float64 differently: --rtol counts such numbers as equal (and says how many), while a
+    real difference still fails; --max-lines keeps the list short and counts the rest per section."""
+    b = copy.deepcopy(REPORT)
+    b["sections"]["model"]["info_captured"] = 0.95 * (1 + 1e-15)  # one ulp or so away
+    rc, out, _ = run(REPORT, b, tmp_path)
+    assert rc == 1 and "info_captured" in out
+    rc, out, _ = run(REPORT, b, tmp_path, "--rtol", "1e-12")
+    assert rc == 0 and "1 more equal within rtol 1e-12" in out
+    b["findings"][0]["value"] = 0.9871235  # a real change, far beyond rounding
+    b["sections"]["manifold"]["best_layer"] = "resid_post.1"
+    rc, out, _ = run(REPORT, b, tmp_path, "--rtol", "1e-12", "--max-lines", "1")
+    assert rc == 1 and "2 difference(s)" in out and "... 1 more" in out and "sections.manifold 1" in out
+    rc, _, err = run(REPORT, b, tmp_path, "--rtol", "-1")
+    assert rc == 2 and "must be >= 0" in err
