@@ -174,7 +174,8 @@ def run_sweep(spec_path: str | Path, out: str | Path, only: list[str] | None = N
         log(f"== sweep run {r['name']}: {r.get('why', '')}")
         res = run_line_stages(out / r["name"], StudyConfig(seed=spec.get("seed", 0)), presets[r["name"]], log=log)
         rows.append(row(r["name"], res) | {"wall_s": time.perf_counter() - t0,
-                                           "settings": dataclasses.asdict(presets[r["name"]].train)})
+                                           # as JSON (tuples as lists), as a kept row reads back from sweep.json
+                                           "settings": to_jsonable(dataclasses.asdict(presets[r["name"]].train))})
         rows[-1]["targets"] = {k: bool(f(rows[-1])) for k, f in TARGETS.items()}
         save_json(out / "sweep.json", {"spec": spec, "runs": record_rows()})  # after each run: partial results
     rows = record_rows()
