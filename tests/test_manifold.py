@@ -77,3 +77,14 @@ def test_peak_width_of_degenerate_centroids_is_zero():
 
     assert peak_width(np.zeros((5, 5))) == 0.0
     assert peak_width(np.eye(5)) == 1.0  # lag profile 1, 0, 0, ...: half-height at lag 0.5
+
+
+def test_fourier_vs_pca_on_a_curve_of_few_dimensions():
+    """A curve in 3 dimensions (fewer than the 6 the gap is read at): the top m >= 3 PCs hold all its variance."""
+    n = 40
+    t = 2 * np.pi * np.arange(n) / n
+    C = np.stack([np.cos(t), np.sin(t), np.linspace(0, 1, n)], axis=1)
+    r = M.fourier_vs_pca(C)
+    assert len(r["pca_cum"]) == len(r["fourier_cum"]) == 10
+    np.testing.assert_allclose(r["pca_cum"][2:], 1.0, rtol=1e-12)
+    assert 0 <= r["gap_6"] <= 1

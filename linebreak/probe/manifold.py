@@ -153,6 +153,8 @@ def fourier_vs_pca(C: np.ndarray, m_max: int = 10) -> dict:
     m = min(m_max, V - 1)
     f = fourier.fourier_cumulative_variance(C, m)
     p = fourier.pca_cumulative_variance(C, m)
+    if len(p) < m:  # fewer dimensions than m: the top m PCs already hold all of the variance
+        p = np.concatenate([p, np.full(m - len(p), p[-1] if len(p) else 0.0)])
     keys = fourier.key_frequencies(power, max_keys=5)
     return {"power": power, "key_frequencies": keys, "key_periods": [V / k for k in keys],
             "fourier_cum": f, "pca_cum": p, "gap_6": float(p[min(6, m) - 1] - f[min(6, m) - 1])}
