@@ -27,17 +27,10 @@ import numpy as np
 
 from linebreak.io import UserError
 from linebreak.probe import manifold
-
-# mean cosine of consecutive (centred) centroids: issue 19's example value. A helix with a period of T counts
-# has lag-1 cosine ~ cos(2 pi / T), so 0.8 still admits T >= 10; independent noise reads ~0
-SMOOTH_MIN = 0.8
-# a lobe must reach a mean cosine of 0.1: above the spread of a mean of >= 3 cosines of random directions
-# in a few dozen dimensions (1 / sqrt(3 * 32) ~ 0.1), well below the 0.3-1 lobes of a helix
-DEAD_ZONE = 0.1
-# lags with fewer pairs than this are left out of the profile, as in manifold.ringing
-MIN_PAIRS = 3
-# the held-out count-probe R^2 that counts as "a working probe" when one is given (issue 19 asks for one)
-PROBE_R2_MIN = 0.5
+from linebreak.rules.probe import RINGING_DEAD_ZONE as DEAD_ZONE
+from linebreak.rules.probe import RINGING_MIN_PAIRS as MIN_PAIRS
+from linebreak.rules.probe import RINGING_PROBE_R2_MIN as PROBE_R2_MIN
+from linebreak.rules.probe import RINGING_SMOOTH_MIN as SMOOTH_MIN  # the gate's thresholds, with their reasons
 
 
 def _window(C, values, window) -> tuple[np.ndarray, np.ndarray]:

@@ -18,3 +18,15 @@ PC1_SHARE_MAX = 0.7
 # sign changes of the similarity-by-lag profile: positive, negative, positive again = 2 (a straight line
 # gives 1); Gurnee et al. 2025's ringing
 SIGN_CHANGES_MIN = 2
+
+# ---- the ringing gate (linebreak.probe.ringing; docs/toys.md): when a ringing number can mean something
+# mean cosine of consecutive (centred) centroids: issue 19's example value. A helix with a period of T counts
+# has lag-1 cosine ~ cos(2 pi / T), so 0.8 still admits T >= 10; independent noise reads ~0
+RINGING_SMOOTH_MIN = 0.8
+# a lobe must reach a mean cosine of 0.1: above the spread of a mean of >= 3 cosines of random directions
+# in a few dozen dimensions (1 / sqrt(3 * 32) ~ 0.1), well below the 0.3-1 lobes of a helix
+RINGING_DEAD_ZONE = 0.1
+# lags with fewer pairs than this are left out of the profile, as in manifold.ringing
+RINGING_MIN_PAIRS = 3
+# the held-out count-probe R^2 that counts as "a working probe" when one is given (issue 19 asks for one)
+RINGING_PROBE_R2_MIN = 0.5

@@ -31,6 +31,21 @@ def _probe_runs(res: dict) -> dict:
     return {"model": runs.model} | ({"control": runs.control} if runs.control is not None else {})
 
 
+def _ringing_gate(res: dict) -> dict | None:
+    """The gated ringing numbers (:func:`linebreak.probe.ringing.compare`) of the model's per-count means at
+    its best layer beside the control's, in the count window both cover (None without a control)."""
+    from linebreak.probe.result import load_probes
+    from linebreak.probe.ringing import compare
+
+    model, control = load_probes(res["probe"].path, tensors=True)  # the centroids are arrays, not JSON
+    key = best_layer(model)
+    if control is None or f"{key}.centroids" not in control.tensors:
+        return None
+    m, c = model.tensors, control.tensors
+    return compare(m[f"{key}.centroids"], m[f"{key}.centroids.values"], c[f"{key}.centroids"],
+                   c[f"{key}.centroids.values"], probe_r2=model.layers[key].probes["count"].r2_test)
+
+
 def _figures(out: Path, res: dict) -> dict:
     """Draw the study's figures into ``out/figures``; returns {kind: relative path of the headline one}."""
     figdir = out / "figures"
@@ -103,7 +118,7 @@ def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
     figs = _figures(out, res)
     findings: list[Finding] = []
     makers = {"model": lambda r: training_findings(r),
-              "probe": lambda r: probe_findings(r.model, r.control, figs),
+              "probe": lambda r: probe_findings(r.model, r.control, figs, _ringing_gate(res)),
               "qk": lambda r: qk_findings(r, figs), "causal": lambda r: causal_findings(r, figs),
               "grok": lambda r: grok_findings(r, figs)}
     for stage, make in makers.items():

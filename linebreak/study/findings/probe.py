@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from linebreak.probe.result import ProbeLayer, ProbeResult
-from linebreak.rules.probe import COUNT_PROBE_R2_MIN, PC1_SHARE_MAX, SIGN_CHANGES_MIN, TOP6_SHARE_MIN
+from linebreak.rules.probe import (
+    COUNT_PROBE_R2_MIN,
+    PC1_SHARE_MAX,
+    RINGING_DEAD_ZONE,
+    RINGING_SMOOTH_MIN,
+    SIGN_CHANGES_MIN,
+    TOP6_SHARE_MIN,
+)
 from linebreak.study.findings.common import _f
 from linebreak.study.report import Finding
 
@@ -52,7 +59,12 @@ def geometry(layer: ProbeLayer) -> LayerNumbers:
                         rmse=_defined(layer.count_probes.rmse_test))
 
 
-def probe_findings(model: ProbeResult, control: ProbeResult | None, figs: dict) -> list[Finding]:
+def probe_findings(model: ProbeResult, control: ProbeResult | None, figs: dict,
+                   gate: dict | None = None) -> list[Finding]:
+    """The count probe, the PC spectrum, ringing and the helix fit at the best layer. ``gate`` is the gated
+    ringing of the model beside its control in one count window (:func:`linebreak.probe.ringing.compare`):
+    with it, the ringing finding counts only sign changes that noise cannot fake, and asks that the control
+    does not ring in the same window."""
     key = best_layer(model)
     g = geometry(model.layers[key])
     c = geometry(control.layers[key]) if control is not None and key in control.layers else None
@@ -67,12 +79,33 @@ def probe_findings(model: ProbeResult, control: ProbeResult | None, figs: dict) 
            f"manifold needs both: >= {100 * TOP6_SHARE_MIN:.0f} % in 6 PCs with PC1 < {100 * PC1_SHARE_MAX:.0f} %.",
            g.top6, "top6_pca_share", [["top6", g.top6, ">=", TOP6_SHARE_MIN], ["pc1", g.pc1, "<", PC1_SHARE_MAX]],
            figs.get("helix"), layer=key),
-        _f("ringing_sign_changes", s, f"The similarity between counts changes sign {g.sign_changes} time(s) "
-           f"along the off-diagonals (first negative lobe {g.first_negative:.2f}, next positive lobe "
-           f"{g.second_positive:.2f}){ctrl('sign_changes', '{} sign change(s)')}.", g.sign_changes,
-           "ringing_sign_changes", [["sign_changes", g.sign_changes, ">=", SIGN_CHANGES_MIN]],
-           figs.get("similarity"), layer=key),
+        _ringing_finding(g, gate, ctrl, s, figs, key),
         _f("helix_fit", s, f"A helix fit (line plus cos/sin of period T) picks periods {g.helix_periods} and "
            f"improves R^2 over the straight line by {g.helix_gain:.3f}.", g.helix_gain, None, [],
            figs.get("helix"), layer=key),
     ]
+
+
+def _ringing_finding(g: LayerNumbers, gate: dict | None, ctrl, s: str, figs: dict, key: str) -> Finding:
+    """Ringing: the similarity-by-lag profile's sign changes; behind the gate when there is one."""
+    sentence = (f"The similarity between counts changes sign {g.sign_changes} time(s) along the off-diagonals "
+                f"(first negative lobe {g.first_negative:.2f}, next positive lobe {g.second_positive:.2f})"
+                f"{ctrl('sign_changes', '{} sign change(s)')}")
+    if gate is None:
+        return _f("ringing_sign_changes", s, sentence + ".", g.sign_changes, "ringing_sign_changes",
+                  [["sign_changes", g.sign_changes, ">=", SIGN_CHANGES_MIN]], figs.get("similarity"), layer=key)
+    m, c = gate["model"], gate["control"]
+
+    def read(r):
+        return (f"{r['sign_changes']} sign change(s), {r['ripples']} ripple(s)" if r["gate_open"]
+                else f"gate closed ({r['reason']})")
+    lo, hi = gate["window"]
+    sentence += (f". Behind the ringing gate (lag-1 cosine >= {RINGING_SMOOTH_MIN}, dead zone "
+                 f"+/-{RINGING_DEAD_ZONE}, counts {lo:.0f}-{hi:.0f} for both): the model reads {read(m)}, its "
+                 f"random-init control {read(c)}.")
+    return _f("ringing_sign_changes", s, sentence, m["sign_changes"], "ringing_sign_changes",
+              [["gated sign_changes", m["sign_changes"], ">=", SIGN_CHANGES_MIN],
+               ["control gated sign_changes", c["sign_changes"], "<", SIGN_CHANGES_MIN]],
+              figs.get("similarity"), layer=key, ungated_sign_changes=g.sign_changes,
+              gate={k: {f: r[f] for f in ("gate_open", "reason", "smoothness", "sign_changes", "ripples", "turns",
+                                          "rings")} for k, r in (("model", m), ("control", c))} | {"window": [lo, hi]})
