@@ -102,8 +102,8 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
     lab = corpus.labels(cfg.split)
     labels = {k: np.asarray(v[: n_docs])[keep] for k, v in lab.items()}
     doc, pos = np.nonzero(keep)
-    labels |= {"doc": doc.astype(np.int64), "pos": pos.astype(np.int64), "token": ids[keep].astype(np.int64),
-               "token_len": corpus.token_lengths[ids[keep]].astype(np.int64)}
+    labels |= {"doc": doc.astype(np.int64), "pos": pos.astype(np.int64), "token": ids[keep].astype(np.int64)}
+    labels.setdefault("token_len", corpus.token_lengths[ids[keep]].astype(np.int64))  # per position if known
     meta = {"format": FORMAT, "config": asdict(cfg), "arch": asdict(lay),
             "n_layers": lay.n_layers, "layers": layers, "sites": sites, "n_rows": N, "n_docs": n_docs,
             "seq_len": T, "pattern_docs": list(range(n_pat)),

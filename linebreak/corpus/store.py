@@ -23,6 +23,7 @@ import numpy as np
 
 from linebreak.config import require, tuples_from_text
 from linebreak.corpus.labels import labels_for_split
+from linebreak.corpus.offsets import POSITION_KEYS, labels_for_positions
 from linebreak.corpus.tokenizer import BOS_ID, FIRST_WORD_ID, NEWLINE_ID, build_tokenizer, token_lengths
 from linebreak.corpus.words import WordVocab, sample_word_ids, synthetic_vocab, text_vocab
 from linebreak.corpus.wrap import check_fits, wrap_ids
@@ -62,6 +63,7 @@ class CorpusConfig:
 class CorpusSplit:
     input_ids: np.ndarray  # int64 [n_docs, seq_len]
     width: np.ndarray  # int64 [n_docs]
+    positions: dict[str, np.ndarray] | None = None  # external corpora: per-position counts (corpus.offsets)
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Corpus:
 
     def labels(self, split: str) -> dict[str, np.ndarray]:
         s = self.splits[split]
+        if s.positions is not None:
+            return labels_for_positions(s.input_ids, s.width, s.positions, self.newline_id)
         return labels_for_split(s.input_ids, s.width, self.token_lengths, self.newline_id)
 
     @property
@@ -254,7 +258,8 @@ def write_corpus(out_dir: Path, tokenizer, splits: dict[str, CorpusSplit], meta:
     with staging_dir(out_dir) as tmp:
         tokenizer.save_pretrained(str(tmp))
         for name, s in splits.items():
-            save_tensors(tmp / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width})
+            save_tensors(tmp / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width,
+                                                       **(s.positions or {})})
             texts = tokenizer.batch_decode(s.input_ids[:, 1:].tolist())
             write_text(tmp / f"{name}.txt", DOC_SEPARATOR.join(texts) + "\n")
         save_json(tmp / "metadata.json", meta)
@@ -301,7 +306,8 @@ def load_corpus(path: str | Path) -> Corpus:
         ids, width = t.get("input_ids"), t.get("width")
         if ids is None or width is None or ids.ndim != 2 or len(width) != len(ids):
             raise UserError(f"corpus {name} split has the wrong tensors: {path}")
-        splits[name] = CorpusSplit(ids.numpy().astype(np.int64), width.numpy().astype(np.int64))
+        pos = {k: t[k].numpy() for k in POSITION_KEYS} if all(k in t for k in POSITION_KEYS) else None
+        splits[name] = CorpusSplit(ids.numpy().astype(np.int64), width.numpy().astype(np.int64), pos)
     tok_lengths = token_lengths(tokenizer)
     if int(max(s.input_ids.max() for s in splits.values())) >= len(tok_lengths):
         raise UserError(f"corpus token ids exceed its tokenizer's vocabulary: {path}")

@@ -5,7 +5,10 @@ a new line. So no line is longer than the width, and every line break happens on
 would not fit. *Filled* wrapping (``filler``) first tries to end the line exactly at the width: when the next
 word does not fit, a word of exactly the characters left (less its space) is placed if one exists, and the
 word that did not fit starts the next line; the line breaks only when no word can fill it. A word longer than
-the width cannot be placed at all: that is an error (:class:`WrapError`), never a silently over-long line.
+the width cannot be placed at all: for synthetic words that is an error (:class:`WrapError`), never a silently
+over-long line. Real text has such words (URLs, table rules, code): :func:`wrap_words` with
+``long_words="alone"`` wraps as real wrappers do (``textwrap`` with ``break_long_words=False``): the word stands
+alone on a line longer than the width, and the next word starts a new line.
 """
 
 from __future__ import annotations
@@ -28,11 +31,21 @@ def check_fits(longest_word: str | int, width: int) -> None:
         raise WrapError(f"width {width} is shorter than the longest word, {what}")
 
 
-def wrap_words(words: Sequence[str], width: int) -> list[str]:
-    """Greedy wrap of ``words`` into lines of at most ``width`` characters."""
+LONG_WORDS = ("refuse", "alone")
+
+
+def wrap_words(words: Sequence[str], width: int, long_words: str = "refuse") -> list[str]:
+    """Greedy wrap of ``words`` into lines of at most ``width`` characters; a longer word is refused
+    (``long_words="refuse"``) or stands alone on its own line (``"alone"``)."""
+    if long_words not in LONG_WORDS:
+        raise UserError(f"long_words {long_words!r}: choose {' or '.join(LONG_WORDS)}")
     lines: list[str] = []
     line = ""
     for w in words:
+        if len(w) > width and long_words == "alone":
+            lines += [line, w] if line else [w]
+            line = ""
+            continue
         check_fits(w, width)
         if not line:
             line = w

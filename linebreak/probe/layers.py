@@ -85,6 +85,8 @@ def analyse_layer(X: np.ndarray, labels: dict, cfg: ProbeConfig = DEFAULT, site:
     words = M.word_rows(labels)
     later = words & (labels["line_index"] >= 1)
     nl = np.asarray(labels["is_newline"], dtype=bool) & (labels["line_len"] >= 0)
+    if "over_long" in labels:  # a line longer than the width (a URL standing alone) is no sample of the width
+        nl &= ~np.asarray(labels["over_long"], dtype=bool)
     probes, arrays = {}, {}
     for name, rows, y in (("count", words, labels["count"]), ("line_width", nl, labels["line_len"]),
                           ("remaining", later, labels["remaining"]), ("width", later, labels["width"])):

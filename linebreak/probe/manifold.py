@@ -27,7 +27,8 @@ def word_rows(labels: dict) -> np.ndarray:
     """Tokens whose count reflects counting: space-prefixed word tokens (not line-initial, not newline,
     not ``<bos>``). Line-initial tokens form their own cluster and would swamp PC1."""
     tl = np.asarray(labels["token_len"])
-    return (tl > 0) & (np.asarray(labels["count"]) > tl) & ~np.asarray(labels["is_newline"], dtype=bool)
+    rows = (tl > 0) & (np.asarray(labels["count"]) > tl) & ~np.asarray(labels["is_newline"], dtype=bool)
+    return rows & ~np.asarray(labels["over_long"], dtype=bool) if "over_long" in labels else rows
 
 
 def subtract_token_mean(X: np.ndarray, tokens: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ def select_docs(corpus, split: str, n_docs: int) -> tuple[np.ndarray, dict]:
     ids = corpus.splits[split].input_ids[:n_docs]
     lab = {k: v[:n_docs] for k, v in corpus.labels(split).items()}
     is_nl = lab["is_newline"].astype(bool)
-    lab["token_len"] = corpus.token_lengths[ids]
+    lab.setdefault("token_len", corpus.token_lengths[ids])  # per position if the corpus has it
     lab["query"] = manifold.word_rows(lab)  # the same counting tokens as the manifold's centroids
     T = ids.shape[1]
     last = np.where(is_nl, np.arange(T), -1)

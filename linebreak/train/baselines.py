@@ -64,6 +64,8 @@ def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], lengt
 def newline_positions(labels: dict[str, np.ndarray]) -> np.ndarray:
     """Where a newline decision is scored: word tokens that have a next token (mask [n_docs, T])."""
     mask = (labels["count"] > 0) & ~labels["is_newline"]
+    if "word_end" in labels:  # external corpora: a break can follow only a word's last token
+        mask &= labels["word_end"] & ~labels["over_long"]
     mask[:, -1] = False
     return mask
 
