@@ -14,6 +14,7 @@ import sys
 
 from linebreak import __version__
 from linebreak.io import UserError
+from linebreak.progress import quiet_libraries
 
 COMMANDS = ["generate", "train", "capture", "probe", "plot", "qk", "causal", "grok", "sweep", "study"]
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    quiet_libraries()  # no progress bars in a log, Hugging Face's included
     try:
         rc = args.func(args)
     except UserError as e:

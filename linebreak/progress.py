@@ -19,6 +19,19 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def quiet_libraries() -> None:
+    """Keep Hugging Face's own bars (loading weights, writing shards) off where linebreak's are off: set
+    ``HF_HUB_DISABLE_PROGRESS_BARS`` (read when ``transformers`` is imported), and switch transformers' bars
+    off directly if it is imported already."""
+    if enabled():
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def bar(iterable=None, *, disable: bool = False, **kwargs):
     """``tqdm(iterable, **kwargs)``, disabled unless :func:`enabled` (and not ``disable``)."""
     from tqdm.auto import tqdm

@@ -24,3 +24,22 @@ def test_bars_follow_the_terminal_and_the_override(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     monkeypatch.setenv("LINEBREAK_PROGRESS", "1")
     assert progress.enabled()
+
+
+def test_hugging_face_bars_follow_ours(monkeypatch):
+    """With bars off (a log), Hugging Face's own bars (loading weights, writing shards) are switched off too."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.setenv("LINEBREAK_PROGRESS", "1")
+    progress.quiet_libraries()
+    import os
+
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    monkeypatch.setenv("LINEBREAK_PROGRESS", "0")
+    progress.quiet_libraries()
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    from transformers.utils import logging as hf_logging
+
+    assert not hf_logging.is_progress_bar_enabled()
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
+    hf_logging.enable_progress_bar()  # leave the process as it was for the other tests

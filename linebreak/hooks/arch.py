@@ -214,15 +214,9 @@ def load_model(model_dir: str | Path):
     """Load a local model folder and its tokenizer: eager attention, eval mode, float32, offline."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from linebreak.progress import enabled
-
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise UserError(f"not a model folder (no config.json): {model_dir}")
-    if not enabled():  # transformers' own "Loading weights" bar: on a terminal only, like linebreak's
-        hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, attn_implementation="eager", dtype=torch.float32, local_files_only=True)
