@@ -42,12 +42,12 @@ from linebreak.corpus.store import (
     CorpusConfig,
     CorpusSplit,
     corpus_meta,
-    read_text_words,
     refuse_existing,
     split_documents,
     write_corpus,
 )
 from linebreak.corpus.tokenizer import token_lengths
+from linebreak.corpus.words import read_text_words
 from linebreak.corpus.wrap import LONG_WORDS, check_fits, wrap_words
 from linebreak.io import UserError, save_tensors, staging_dir
 

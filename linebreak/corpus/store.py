@@ -10,7 +10,7 @@ file is split into words (its newlines dropped) and re-wrapped in consecutive ch
 Same settings, same bytes.
 
 Every corpus folder, whoever tokenizes it (:mod:`linebreak.corpus.external`), is made with the public steps
-:func:`read_text_words`, :func:`refuse_existing`, :func:`split_documents`, :func:`corpus_meta`, :func:`write_corpus`.
+:func:`refuse_existing`, :func:`split_documents`, :func:`corpus_meta`, :func:`write_corpus`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from linebreak.config import require, tuples_from_text
 from linebreak.corpus.labels import labels_for_split
 from linebreak.corpus.offsets import POSITION_KEYS, labels_for_positions
 from linebreak.corpus.tokenizer import BOS_ID, FIRST_WORD_ID, NEWLINE_ID, build_tokenizer, token_lengths
-from linebreak.corpus.words import WordVocab, sample_word_ids, synthetic_vocab, text_vocab
+from linebreak.corpus.words import WordVocab, read_text_words, sample_word_ids, synthetic_vocab, text_vocab
 from linebreak.corpus.wrap import check_fits, wrap_ids
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
 
@@ -112,20 +112,6 @@ def _check(cfg: CorpusConfig) -> list[int]:
     if cfg.fill and cfg.text:
         raise UserError("fill works with synthetic words only, not with --text")
     return widths
-
-
-def read_text_words(path: str) -> list[str]:
-    """The words of a UTF-8 text file (split on whitespace: its line breaks are dropped)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"text file not found: {p}")
-    try:
-        words = p.read_text(encoding="utf-8").split()
-    except UnicodeDecodeError:
-        raise UserError(f"text file is not UTF-8: {p}") from None
-    if not words:
-        raise UserError(f"text file has no words: {p}")
-    return words
 
 
 def _synthetic_split(cfg, vocab, widths, n_docs, split_index):

@@ -14,8 +14,11 @@ newline" stops being a good proxy for characters since the newline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from linebreak.io import UserError
 
 ALPHABET = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
@@ -108,3 +111,17 @@ def markov_word_ids(T: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     for i in range(n):
         out[i] = w = min(int(np.searchsorted(cum[w], u[i] * cum[w, -1], side="right")), len(T) - 1)
     return out
+
+
+def read_text_words(path: str) -> list[str]:
+    """The words of a UTF-8 text file (split on whitespace: its line breaks are dropped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"text file not found: {p}")
+    try:
+        words = p.read_text(encoding="utf-8").split()
+    except UnicodeDecodeError:
+        raise UserError(f"text file is not UTF-8: {p}") from None
+    if not words:
+        raise UserError(f"text file has no words: {p}")
+    return words
