@@ -17,11 +17,10 @@ from linebreak.corpus.labels import labels_for_split
 from linebreak.corpus.offsets import (
     POSITION_KEYS,
     CharCounter,
-    corpus_labels,
     encode_lines,
+    labels_for_positions,
     position_labels,
     positions,
-    read_positions,
 )
 from linebreak.corpus.store import CorpusConfig, load_corpus
 from linebreak.corpus.wrap import WrapError, wrap_words
@@ -226,12 +225,12 @@ def test_corpus_labels_follow_the_text(tok_dirs, tmp_path, name):
     assert c.meta["external"]["char_counts"] == "offsets" and list(c.meta)[-2:] == ["stats", "fingerprint"]
     for split in ("train", "validation"):
         s = c.splits[split]
-        lab = corpus_labels(c, split)
+        lab = c.labels(split)
         texts = [c.tokenizer.decode(ids[1:].tolist(), clean_up_tokenization_spaces=False) for ids in s.input_ids]
         _check_line_labels(lab, texts, s.width.tolist())
         fits = ~lab["over_long"]  # lines of one word longer than the width (22 characters at width 20)
         assert (lab["count"] <= s.width[:, None])[fits].all()
-        wl = read_positions(c.path, split)["word_len"]
+        wl = c.splits[split].positions["word_len"]
         assert c.meta["stats"][split]["over_long_words"] == int((wl > s.width[:, None]).sum())
         assert ((s.input_ids == c.newline_id) == lab["is_newline"]).all()
         held = {i for i in np.unique(s.input_ids).tolist() if "\n" in c.tokenizer.decode([i])}
@@ -249,8 +248,8 @@ def test_multi_token_words_keep_next_word_len_and_the_knowable_break(tok_dirs, t
     src.write_text(prose(3000, seed=11), encoding="utf-8")
     cfg = CorpusConfig(widths="25,30,35", seq_len=96, n_train=30, n_val=4, text=str(src))
     c = load_corpus(generate_with_tokenizer(cfg, tok_dirs["gpt2"], tmp_path / "c"))
-    lab = corpus_labels(c, "train")
-    wl = read_positions(c.path, "train")["word_len"]
+    lab = c.labels("train")
+    wl = c.splits["train"].positions["word_len"]
     assert (wl >= 0).sum() < ((lab["count"] > 0) & ~lab["is_newline"]).sum()  # more word tokens than words
     posterior = break_prob_posterior(lab, c.widths, c.word_length_probs)
     knowable = (posterior >= 1 - 1e-9) & lab["word_end"] & (lab["count"] > 0)
@@ -273,7 +272,7 @@ def test_newline_decisions_are_scored_at_word_ends_only(tok_dirs, tmp_path):
     src = tmp_path / "prose.txt"
     src.write_text(prose(2000, seed=11), encoding="utf-8")
     cfg = CorpusConfig(widths="25,30,35", seq_len=96, n_train=10, n_val=2, text=str(src))
-    lab = corpus_labels(load_corpus(generate_with_tokenizer(cfg, tok_dirs["gpt2"], tmp_path / "c")), "train")
+    lab = load_corpus(generate_with_tokenizer(cfg, tok_dirs["gpt2"], tmp_path / "c")).labels("train")
     assert not (newline_positions(lab) & ~lab["word_end"]).any()
 
 
@@ -350,7 +349,7 @@ def test_an_over_long_url_stands_alone_marked_and_counted(tok_dirs, tmp_path):
     assert c.meta["external"]["long_words"] == "alone"
     top = 0
     for split in ("train", "validation"):
-        lab, s = corpus_labels(c, split), c.splits[split]
+        lab, s = c.labels(split), c.splits[split]
         texts = [c.tokenizer.decode(ids[1:].tolist()) for ids in s.input_ids]
         _check_line_labels(lab, texts, s.width.tolist())
         assert stats[split]["over_long_tokens"] == int(lab["over_long"].sum())
@@ -378,7 +377,7 @@ def test_text_is_nfc_and_counting_by_decoding_gives_the_same_corpus(tok_dirs, tm
     b = load_corpus(generate_with_tokenizer(cfg, tok_dirs["gemma"], tmp_path / "b", count_method="decoding"))
     assert b.meta["external"]["char_counts"] == "decoding" and a.fingerprint == b.fingerprint
     for split in ("train", "validation"):
-        pa, pb = read_positions(a.path, split), read_positions(b.path, split)
+        pa, pb = a.splits[split].positions, b.splits[split].positions
         assert all((pa[k] == pb[k]).all() for k in POSITION_KEYS)
     text = (a.path / "train.txt").read_text(encoding="utf-8")
     assert "é" in text and unicodedata.normalize("NFC", text) == text
@@ -426,7 +425,8 @@ def test_every_stage_reads_the_per_position_labels(gpt2_model_dir, tmp_path):
     src.write_text(prose(2000, seed=2) + " " + URL + " " + prose(500, seed=3), encoding="utf-8")
     cfg = CorpusConfig(widths="20,40", seq_len=64, n_train=12, n_val=3, text=str(src))
     c = load_corpus(generate_with_tokenizer(cfg, gpt2_model_dir, tmp_path / "c"))
-    mine = corpus_labels(c, "validation")
+    s = c.splits["validation"]  # the labels from the saved per-position arrays, built here by hand
+    mine = labels_for_positions(s.input_ids, s.width, s.positions, c.newline_id)
     model, _ = load_model(gpt2_model_dir)
     acts = capture(model, c, CaptureConfig(sites=("resid_post",), pattern_docs=0), progress=False)
     for k in mine:

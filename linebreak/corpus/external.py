@@ -9,7 +9,7 @@ writes a corpus folder of the usual layout.
 Characters are counted per position from the tokenizer's own offsets (:mod:`linebreak.corpus.offsets`), not
 from token strings: each split's safetensors holds, beside ``input_ids`` and ``width``, the arrays
 ``chars``, ``word_len``, ``word_end`` and ``over_long`` (:data:`linebreak.corpus.offsets.POSITION_KEYS`);
-:func:`linebreak.corpus.offsets.corpus_labels` turns them into labels.
+:meth:`linebreak.corpus.store.Corpus.labels` builds the labels from them.
 
 - **Newlines** are always a token of their own: documents have no empty lines, trailing spaces or indents, so
   ``"\\n\\n"``, ``" \\n"``, ``"\\n  "`` cannot form, and a document whose tokenizer merged a newline with its
@@ -23,8 +23,8 @@ from token strings: each split's safetensors holds, beside ``input_ids`` and ``w
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from linebreak.corpus.store import (
 from linebreak.corpus.tokenizer import token_lengths
 from linebreak.corpus.words import read_text_words
 from linebreak.corpus.wrap import LONG_WORDS, check_fits, wrap_words
-from linebreak.io import UserError, save_tensors, staging_dir
+from linebreak.io import UserError
 
 
 def load_tokenizer(model_dir: str | Path):
@@ -124,19 +124,6 @@ def _stats(split: CorpusSplit, pos: dict[str, np.ndarray], newline_id: int) -> d
     }
 
 
-def _write(out_dir: Path, tok, splits: dict[str, CorpusSplit], pos: dict, meta: dict) -> Path:
-    """:func:`linebreak.corpus.store.write_corpus`, with the per-position arrays in each split's tensors,
-    inside one staging folder (renamed into place at the end, so a folder is complete or absent)."""
-    with staging_dir(out_dir) as tmp:
-        inner = write_corpus(tmp / "corpus", tok, splits, meta)
-        for name, s in splits.items():
-            save_tensors(inner / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width, **pos[name]})
-        for p in inner.iterdir():
-            os.replace(p, tmp / p.name)
-        inner.rmdir()
-    return out_dir
-
-
 def _fingerprint(base: str, pos: dict) -> str:
     """The token data's fingerprint with the per-position counts mixed in (a change in counting shows)."""
     h = hashlib.sha256(base.encode())
@@ -176,4 +163,4 @@ def generate_with_tokenizer(cfg: CorpusConfig, model_dir: str | Path, out_dir: s
                         "newlines_split": split_nl}
     meta["stats"] = {name: _stats(s, pos[name], nl_id) for name, s in splits.items()}
     meta["fingerprint"] = _fingerprint(fingerprint, pos)
-    return _write(out_dir, tok, splits, pos, meta)
+    return write_corpus(out_dir, tok, {n: replace(s, positions=pos[n]) for n, s in splits.items()}, meta)

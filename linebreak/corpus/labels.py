@@ -38,11 +38,6 @@ def token_labels(token_lengths: np.ndarray, is_newline: np.ndarray, width: int) 
     prev_count = np.concatenate([[0], count[:-1]])
     line_len = np.where(nl, prev_count, -1)
     word_len = np.where(nl | (lengths == 0), -1, lengths - (prev_count > 0))
-    # next word after t: the nearest word token at a position > t
-    idx = np.where(word_len >= 0, np.arange(T), T)
-    nxt = np.minimum.accumulate(idx[::-1])[::-1]  # first word at position >= t
-    nxt_after = np.concatenate([nxt[1:], [T]])
-    next_word_len = np.where(nxt_after < T, np.concatenate([word_len, [-1]])[nxt_after], -1)
     return {
         "count": count,
         "width": np.full(T, width, dtype=np.int64),
@@ -50,9 +45,19 @@ def token_labels(token_lengths: np.ndarray, is_newline: np.ndarray, width: int) 
         "line_len": line_len,
         "is_newline": nl,
         "next_is_newline": np.concatenate([nl[1:], [False]]),
-        "next_word_len": next_word_len.astype(np.int64),
+        "next_word_len": next_value(word_len),
         "line_index": line_index.astype(np.int64),
     }
+
+
+def next_value(word_len: np.ndarray) -> np.ndarray:
+    """Per position t, ``word_len`` at the nearest position > t where it is >= 0 (a word starts there), else
+    -1: the length of the next word after t."""
+    word_len = np.asarray(word_len, dtype=np.int64)
+    T = len(word_len)
+    nxt = np.minimum.accumulate(np.where(word_len >= 0, np.arange(T), T)[::-1])[::-1]  # first start at >= t
+    after = np.concatenate([nxt[1:], [T]])
+    return np.where(after < T, np.concatenate([word_len, [-1]])[after], -1).astype(np.int64)
 
 
 def labels_for_split(input_ids: np.ndarray, widths: np.ndarray, token_lengths_by_id: np.ndarray,

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from linebreak.corpus.labels import LABEL_NAMES, token_labels
+from linebreak.corpus.labels import LABEL_NAMES, next_value, token_labels
 from linebreak.io import UserError
 
 POSITION_KEYS = ("chars", "word_len", "word_end", "over_long")
@@ -190,11 +189,7 @@ def position_labels(pos: dict[str, np.ndarray], is_newline: np.ndarray, width: i
     spans), plus :data:`EXTRA_LABELS`."""
     chars = np.asarray(pos["chars"], dtype=np.int64)
     lab = token_labels(chars, is_newline, width)
-    wl = np.asarray(pos["word_len"], dtype=np.int64)
-    T = len(wl)
-    nxt = np.minimum.accumulate(np.where(wl >= 0, np.arange(T), T)[::-1])[::-1]  # first start at >= t
-    after = np.concatenate([nxt[1:], [T]])
-    lab["next_word_len"] = np.where(after < T, np.concatenate([wl, [-1]])[after], -1).astype(np.int64)
+    lab["next_word_len"] = next_value(pos["word_len"])
     lab |= {"token_len": chars, "word_end": np.asarray(pos["word_end"], dtype=bool),
             "over_long": np.asarray(pos["over_long"], dtype=bool)}
     return lab
@@ -207,23 +202,3 @@ def labels_for_positions(input_ids: np.ndarray, widths: np.ndarray, pos: dict[st
     per_doc = [position_labels({k: pos[k][d] for k in POSITION_KEYS}, ids == newline_id, int(w))
                for d, (ids, w) in enumerate(zip(input_ids, np.asarray(widths)))]
     return {name: np.stack([d[name] for d in per_doc]) for name in LABEL_NAMES + EXTRA_LABELS}
-
-
-def read_positions(corpus_dir: str | Path, split: str) -> dict[str, np.ndarray] | None:
-    """The per-position arrays saved with a split, or ``None`` (a corpus with its own word tokenizer)."""
-    from linebreak.io import load_tensors
-
-    t = load_tensors(Path(corpus_dir) / f"{split}.safetensors", f"corpus {split} split")
-    if not all(k in t for k in POSITION_KEYS):
-        return None
-    return {k: t[k].numpy() for k in POSITION_KEYS}
-
-
-def corpus_labels(corpus, split: str) -> dict[str, np.ndarray]:
-    """A loaded corpus' labels of ``split``: from its per-position arrays when it has them, else
-    ``corpus.labels(split)``."""
-    pos = read_positions(corpus.path, split)
-    if pos is None:
-        return corpus.labels(split)
-    s = corpus.splits[split]
-    return labels_for_positions(s.input_ids, s.width, pos, corpus.newline_id)
