@@ -31,13 +31,12 @@ def _probe_runs(res: dict) -> dict:
     return {"model": runs.model} | ({"control": runs.control} if runs.control is not None else {})
 
 
-def _ringing_gate(res: dict) -> dict | None:
+def _ringing_gate(model, control) -> dict | None:
     """The gated ringing numbers (:func:`linebreak.probe.ringing.compare`) of the model's per-count means at
-    its best layer beside the control's, in the count window both cover (None without a control)."""
-    from linebreak.probe.result import load_probes
+    its best layer beside the control's, in the count window both cover (None without a control). ``model``
+    and ``control`` are probe results with their arrays (the centroids are not in the JSON)."""
     from linebreak.probe.ringing import compare
 
-    model, control = load_probes(res["probe"].path, tensors=True)  # the centroids are arrays, not JSON
     key = best_layer(model)
     if control is None or f"{key}.centroids" not in control.tensors:
         return None
@@ -46,17 +45,17 @@ def _ringing_gate(res: dict) -> dict | None:
                    c[f"{key}.centroids.values"], probe_r2=model.layers[key].probes["count"].r2_test)
 
 
-def _figures(out: Path, res: dict) -> dict:
-    """Draw the study's figures into ``out/figures``; returns {kind: relative path of the headline one}."""
+def _figures(out: Path, res: dict, arrays: tuple | None) -> dict:
+    """Draw the study's figures into ``out/figures``; returns {kind: relative path of the headline one}.
+    ``arrays``: the probe stage's model and control results with their arrays (None without that stage)."""
     figdir = out / "figures"
     figs: dict[str, str] = {}
     rel = lambda p: str(Path(p).relative_to(out))  # noqa: E731
-    if "probe" in res:
+    if arrays is not None:
         from linebreak.plots.curves import r2_by_layer
         from linebreak.plots.layers import layer_figures
-        from linebreak.probe.result import load_probes
 
-        model, control = load_probes(res["probe"].path, tensors=True)  # the figures need the arrays
+        model, control = arrays
         key = best_layer(model)
         files = layer_figures(model, key, "model", figdir)
         if control is not None:
@@ -115,10 +114,15 @@ def build_report(out: Path, cfg, sp, res: dict, wall_s: float) -> dict:
     import dataclasses
 
     t0 = time.perf_counter()
-    figs = _figures(out, res)
+    arrays = None
+    if "probe" in res:  # the figures and the ringing gate read the probe arrays: load them once
+        from linebreak.probe.result import load_probes
+
+        arrays = load_probes(res["probe"].path, tensors=True)
+    figs = _figures(out, res, arrays)
     findings: list[Finding] = []
     makers = {"model": lambda r: training_findings(r),
-              "probe": lambda r: probe_findings(r.model, r.control, figs, _ringing_gate(res)),
+              "probe": lambda r: probe_findings(r.model, r.control, figs, _ringing_gate(*arrays)),
               "qk": lambda r: qk_findings(r, figs), "causal": lambda r: causal_findings(r, figs),
               "grok": lambda r: grok_findings(r, figs)}
     for stage, make in makers.items():
