@@ -9,6 +9,10 @@ old file is either read as it is or refused, never misread.
 Conversion rules, from the field's type hint: a dataclass field is rebuilt recursively; ``list[X]``,
 ``tuple[X, ...]`` and ``dict[str, X]`` element-wise; ``np.ndarray`` with ``np.asarray``; ``X | None`` allows
 null; ``float`` accepts null (JSON has no NaN: null means "not defined" and reads back as NaN).
+
+Writing: dataclasses become objects in field order; a field marked ``metadata=OMIT`` is left out while it is
+None (so a file keeps exactly the keys its stage always wrote), and one marked ``metadata={"json": False}``
+(arrays that live in a safetensors file beside the JSON) is never written.
 """
 
 from __future__ import annotations
@@ -24,6 +28,19 @@ import numpy as np
 from linebreak.io import UserError, load_json, save_json, to_jsonable
 
 R = TypeVar("R", bound="Result")
+OMIT = {"omit_if_none": True}  # field metadata: leave the field out of the JSON while it is None
+
+
+def plain(x: Any) -> Any:
+    """Dataclasses as dicts (field order), leaving out ``OMIT`` fields that are None and ``json=False`` ones."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x) if f.metadata.get("json", True)
+                and not (f.metadata.get("omit_if_none") and getattr(x, f.name) is None)}
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [plain(v) for v in x]
+    return x
 
 
 def _nan_for_null(value: Any) -> Any:
@@ -88,7 +105,7 @@ class Result:
 
     def to_json(self) -> dict:
         """Plain JSON values, with ``format`` first."""
-        return {"format": self.FORMAT, **to_jsonable(dataclasses.asdict(self))}
+        return {"format": self.FORMAT, **to_jsonable(plain(self))}
 
     @classmethod
     def from_json(cls: type[R], data: dict, where: str | None = None) -> R:

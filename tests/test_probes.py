@@ -89,7 +89,8 @@ def _result():
 def test_probe_result_round_trips_with_the_layout_of_probe_json(tmp_path):
     import json
 
-    from linebreak.probe.result import CountProbes, ProbeResult, Ringing, _plain, load_probe, save_probe
+    from linebreak.probe.result import CountProbes, ProbeResult, Ringing, load_probe, save_probe
+    from linebreak.results import plain as _plain
 
     res = _result()
     d = res.to_json()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from linebreak.io import UserError
-from linebreak.results import Result, from_dict
+from linebreak.results import OMIT, Result, from_dict
 
 
 @dataclass
@@ -95,3 +95,20 @@ def test_a_missing_field_is_refused_in_one_line():
 def test_load_of_a_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         Demo.load(tmp_path / "none.json")
+
+
+@dataclass
+class _Sparse(Result):
+    FORMAT = "linebreak-test-sparse/1"
+    a: int
+    note: str | None = field(default=None, metadata=OMIT)
+    arrays: dict = field(default_factory=dict, metadata={"json": False})
+
+
+def test_omitted_fields_are_absent_while_none_and_json_false_fields_never_written():
+    """OMIT keeps a file's keys what its stage always wrote; json=False keeps arrays out of the JSON."""
+    bare = _Sparse(1, arrays={"w": np.zeros(3)}).to_json()
+    assert bare == {"format": "linebreak-test-sparse/1", "a": 1}
+    full = _Sparse(1, note="few rows").to_json()
+    assert list(full) == ["format", "a", "note"] and full["note"] == "few rows"
+    assert _Sparse.from_json(bare) == _Sparse(1) and _Sparse.from_json(full).note == "few rows"

@@ -7,13 +7,13 @@ the neuron cluster shares and Nanda et al.'s loss-ordering checks. Findings and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from linebreak.grok.config import GrokConfig
 from linebreak.grok.phases import Phases
-from linebreak.results import Result
+from linebreak.results import OMIT, Result
 
 
 @dataclass
@@ -42,13 +42,8 @@ class GrokResult(Result):
     loss_ordering: dict[str, Any]
     train_seconds: float
     wall_seconds: float | None
-    figures: list[str] | None = None  # file names of the figures (absent from the JSON when none were drawn)
+    figures: list[str] | None = field(default=None, metadata=OMIT)  # file names of the figures, if drawn
 
-    def to_json(self) -> dict:
-        out = super().to_json()
-        if self.figures is None:
-            del out["figures"]
-        return out
 
 
 @dataclass

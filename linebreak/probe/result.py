@@ -20,7 +20,7 @@ only ``r2_test: null`` and its ``note``), so the file has exactly the keys the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,10 @@ import numpy as np
 
 from linebreak.io import load_tensors, save_json, save_tensors, to_jsonable
 from linebreak.probe.config import ProbeConfig
-from linebreak.results import Result
+from linebreak.results import OMIT, Result, plain
 
 MARKER = "probe.json"
 TENSORS = "probes.safetensors"
-OMIT = {"omit_if_none": True}
 
 
 @dataclass
@@ -133,19 +132,7 @@ class ProbeLayer:
     count_probes: CountProbes
 
     def to_json(self) -> dict:
-        return to_jsonable(_plain(self))
-
-
-def _plain(x: Any) -> Any:
-    """Dataclasses as dicts (field order), leaving out ``OMIT`` fields that are None and ``json=False`` ones."""
-    if is_dataclass(x) and not isinstance(x, type):
-        return {f.name: _plain(getattr(x, f.name)) for f in fields(x) if f.metadata.get("json", True)
-                and not (f.metadata.get("omit_if_none") and getattr(x, f.name) is None)}
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    return x
+        return to_jsonable(plain(self))
 
 
 @dataclass
@@ -159,9 +146,6 @@ class ProbeResult(Result):
     layers: dict[str, ProbeLayer]  # "resid_post.2" -> its probes and geometry, in analysis order
     tensors: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False,
                                            metadata={"json": False})
-
-    def to_json(self) -> dict:
-        return {"format": self.FORMAT, **to_jsonable(_plain(self))}
 
 
 def save_probe(result: ProbeResult, out_dir: str | Path) -> Path:

@@ -10,14 +10,14 @@ null in the file and NaN again when read back (:mod:`linebreak.results`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 import numpy as np
 
 from linebreak.hooks.arch import Layout
 from linebreak.qk.config import QKConfig
-from linebreak.results import Result
+from linebreak.results import OMIT, Result
 
 T = TypeVar("T")
 
@@ -142,7 +142,7 @@ class HeadSummary(HeadTwist):
     name: str
     comparison: Comparison
     rank: int
-    probes: TwistSummary | None = None  # None: run without the probe route (the key is absent from the JSON)
+    probes: TwistSummary | None = field(default=None, metadata=OMIT)  # None: run without the probe route
     response: Response
     key_side: KeySide
 
@@ -248,20 +248,11 @@ class QKResult(Result):
     top: list[TopHead]
     top_outputs: TopOutputs
     verdict: Verdict
-    model: str | None = None
-    corpus: str | None = None
+    model: str | None = field(default=None, metadata=OMIT)  # recorded by the command, absent from the study's
+    corpus: str | None = field(default=None, metadata=OMIT)
 
     def head(self, name: str) -> HeadSummary:
         """The head called ``name`` (``"L1H2"``)."""
         return next(h for h in self.heads if h.name == name)
 
-    def to_json(self) -> dict:
-        d = super().to_json()
-        for h in d["heads"]:
-            if h["probes"] is None:
-                del h["probes"]
-        for k in ("model", "corpus"):
-            if d[k] is None:
-                del d[k]
-        return d
 
