@@ -109,12 +109,19 @@ class Result:
 
     @classmethod
     def from_json(cls: type[R], data: dict, where: str | None = None) -> R:
+        where = cls.check_format(data, where)
+        return _from_dict(cls, {k: v for k, v in data.items() if k != "format"}, where)
+
+    @classmethod
+    def check_format(cls, data: Any, where: str | None = None) -> str:
+        """Refuse ``data`` in one line unless it is an object of this class's ``format``; returns ``where``
+        (the name errors use, by default the format)."""
         where = where or cls.FORMAT
         found = data.get("format") if isinstance(data, dict) else None
         if found != cls.FORMAT:
             older = " (no format field: an older layout)" if found is None else ""
             raise UserError(f"{where}: format {found!r} is not {cls.FORMAT!r}{older}; rerun the stage that wrote it")
-        return _from_dict(cls, {k: v for k, v in data.items() if k != "format"}, where)
+        return where
 
     def save(self, path: str | Path) -> Path:
         return save_json(path, self.to_json())

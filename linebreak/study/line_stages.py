@@ -43,10 +43,7 @@ class ProbeRuns(Result):
 
     @classmethod
     def from_json(cls, data: dict, where: str | None = None) -> ProbeRuns:
-        where = where or cls.FORMAT
-        found = data.get("format") if isinstance(data, dict) else None
-        if found != cls.FORMAT:
-            raise UserError(f"{where}: format {found!r} is not {cls.FORMAT!r}; rerun the stage that wrote it")
+        where = cls.check_format(data, where)
         ctrl = data.get("control")
         return cls(ProbeResult.from_json(data.get("model"), f"{where}: model"),
                    ProbeResult.from_json(ctrl, f"{where}: control") if ctrl is not None else None)
