@@ -136,7 +136,7 @@ def measure(E: np.ndarray, k: int = 10) -> dict:
     matrix, its peak width and ungated ringing, Fourier against PCA, the helix fit, and the gated ringing of
     :mod:`linebreak.probe.ringing`, so toys, models and controls go through one measurement. An embedding
     with fewer than ``k`` dimensions is padded with zero columns (which changes no distance or cosine) so
-    that ``fourier_vs_pca`` has its top-6 entries."""
+    that every spectrum has its ``k`` entries, as a model's centroids in d_model dimensions do."""
     from linebreak.probe import ringing as gate
 
     E = np.asarray(E, dtype=np.float64)
