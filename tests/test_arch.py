@@ -5,7 +5,7 @@ run_with_hooks / run_with_cache must read and edit the forward pass exactly (Tra
 import pytest
 import torch
 
-from linebreak.hooks import arch
+from linebreak.hooks import arch, load
 from linebreak.io import UserError
 
 VOCAB = 48
@@ -97,23 +97,23 @@ def test_load_model_round_trip_and_bad_folders(tmp_path):
     model, tok = tiny_model("llama"), tiny_tokenizer()
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
-    loaded, ltok = arch.load_model(tmp_path / "m")
+    loaded, ltok = load.load_model(tmp_path / "m")
     assert not loaded.training and loaded.config._attn_implementation == "eager"
     assert next(loaded.parameters()).dtype == torch.float32
     for a, b in zip(arch.qk_weights(model, 1), arch.qk_weights(loaded, 1)):
         assert torch.equal(a, b)  # the same float32 weights, read the same way
     with pytest.raises(UserError, match="no config.json"):
-        arch.load_model(tmp_path / "nothing")
+        load.load_model(tmp_path / "nothing")
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(UserError, match="could not load model"):
-        arch.load_model(tmp_path / "m")
+        load.load_model(tmp_path / "m")
 
 
 def test_tokenizer_mismatch_is_refused():
     corpus = type("Corpus", (), {"tokenizer": tiny_tokenizer(VOCAB)})()
-    arch.check_tokenizer_matches(tiny_tokenizer(VOCAB), corpus)
+    load.check_tokenizer_matches(tiny_tokenizer(VOCAB), corpus)
     with pytest.raises(UserError, match="does not match the corpus tokenizer"):
-        arch.check_tokenizer_matches(tiny_tokenizer(VOCAB + 3), corpus)
+        load.check_tokenizer_matches(tiny_tokenizer(VOCAB + 3), corpus)
 
 
 @pytest.mark.parametrize("kind", ["llama", "neox"])

@@ -10,7 +10,7 @@ from test_arch import EPS32, affine_tol
 from linebreak.capture.collect import capture
 from linebreak.capture.config import CaptureConfig
 from linebreak.capture.store import load_activations, save_activations
-from linebreak.hooks import arch
+from linebreak.hooks import arch, load
 from linebreak.io import UserError
 
 
@@ -186,6 +186,6 @@ def test_control_is_the_studys_construction(corpus, tmp_path):
     assert all(torch.equal(v, expected[k]) for k, v in ctrl.state_dict().items())
     # saved with the corpus tokenizer, it loads back as the same model
     path = save_control_model(model, corpus, tmp_path / "ctrl", cfg)
-    loaded, tok = arch.load_model(path)
+    loaded, tok = load.load_model(path)
     assert tok.get_vocab() == corpus.tokenizer.get_vocab()
     assert all(torch.equal(v, fresh[k]) for k, v in loaded.state_dict().items())

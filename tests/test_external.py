@@ -419,7 +419,7 @@ def test_every_stage_reads_the_per_position_labels(gpt2_model_dir, tmp_path):
     """End to end: a model folder (tokenizer + tiny GPT-2), its corpus, and capture's labels."""
     from linebreak.capture.collect import capture
     from linebreak.capture.config import CaptureConfig
-    from linebreak.hooks.arch import load_model
+    from linebreak.hooks.load import load_model
 
     src = tmp_path / "prose.txt"
     src.write_text(prose(2000, seed=2) + " " + URL + " " + prose(500, seed=3), encoding="utf-8")

@@ -21,7 +21,7 @@ import numpy as np
 
 from linebreak.capture.config import CaptureConfig, parse
 from linebreak.capture.store import FORMAT, Activations
-from linebreak.hooks import arch
+from linebreak.hooks import arch, load
 from linebreak.hooks.points import hook_name
 from linebreak.io import UserError
 
@@ -40,7 +40,7 @@ def _check_input(model, corpus, cfg: CaptureConfig) -> np.ndarray:
     """The token ids to run, after checking the vocabulary and the context length."""
     ids = corpus.splits[cfg.split].input_ids[: cfg.max_docs]
     T = ids.shape[1]
-    arch.check_vocab_fits(model, int(ids.max()))
+    load.check_vocab_fits(model, int(ids.max()))
     n_ctx = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", T)
     if T > n_ctx:
         raise UserError(f"documents have {T} tokens but the model's context is {n_ctx}")
@@ -59,7 +59,7 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
     if cfg.split not in corpus.splits:
         raise UserError(f"corpus has no split {cfg.split!r}; it has {', '.join(corpus.splits)}")
     lay = arch.layout(model)
-    arch.ensure_eager(model).eval()
+    load.ensure_eager(model).eval()
     sites, layers = parse(cfg, lay.n_layers)
     if "resid_mid" in sites and arch.parallel_residual(model):
         sites.remove("resid_mid")  # attention and MLP both read resid_pre: there is no mid point

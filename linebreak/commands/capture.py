@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from linebreak.capture.control import control_model, trained_config
     from linebreak.capture.store import MARKER, save_activations
     from linebreak.corpus.store import load_corpus
-    from linebreak.hooks.arch import check_tokenizer_matches, load_model
+    from linebreak.hooks.load import check_tokenizer_matches, load_model
     from linebreak.io import prepare_out_dir
 
     cfg = resolve_config(CaptureConfig, {"default": CaptureConfig()}, "default", args)

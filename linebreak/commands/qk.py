@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 def load_inputs(args):
     """Model, tokenizer and corpus named on the command line (shared with ``linebreak causal``)."""
     from linebreak.corpus.store import load_corpus
-    from linebreak.hooks.arch import load_model
+    from linebreak.hooks.load import load_model
 
     corpus = load_corpus(args.corpus)
     model, tokenizer = load_model(args.model)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linebreak.hooks import arch
+from linebreak.hooks import arch, load
 from linebreak.hooks.points import hook_name
 from linebreak.hooks.run import as_tensor, batches, run_with_cache
 from linebreak.io import UserError
@@ -54,9 +54,9 @@ def check_model(model, tokenizer, corpus) -> arch.Layout:
     if lay.n_layers < 1 or lay.n_heads < 1:
         raise UserError("no attention layers found in the model")
     if tokenizer is not None:
-        arch.check_tokenizer_matches(tokenizer, corpus)
-    arch.check_vocab_fits(model, max(int(s.input_ids.max()) for s in corpus.splits.values()))
-    arch.ensure_eager(model)
+        load.check_tokenizer_matches(tokenizer, corpus)
+    load.check_vocab_fits(model, max(int(s.input_ids.max()) for s in corpus.splits.values()))
+    load.ensure_eager(model)
     return lay
 
 

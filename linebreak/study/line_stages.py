@@ -84,7 +84,7 @@ def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, u
     from linebreak.capture.collect import capture
     from linebreak.capture.control import save_control_model
     from linebreak.corpus.store import load_corpus
-    from linebreak.hooks.arch import load_model
+    from linebreak.hooks.load import load_model
     from linebreak.probe.layers import analyse
     from linebreak.probe.result import save_probe
 
@@ -107,7 +107,7 @@ def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, u
 def qk_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str], reuse: bool,
              log) -> StageResult:
     from linebreak.corpus.store import load_corpus
-    from linebreak.hooks.arch import load_model
+    from linebreak.hooks.load import load_model
     from linebreak.qk.analysis import qk_analysis
     from linebreak.qk.result import QKResult
 
@@ -125,7 +125,7 @@ def causal_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, 
     from linebreak.causal.analysis import causal_checks
     from linebreak.causal.result import CausalResult
     from linebreak.corpus.store import load_corpus
-    from linebreak.hooks.arch import load_model
+    from linebreak.hooks.load import load_model
 
     if qk_res is None:
         raise UserError("the causal stage needs the qk stage (it ablates the heads qk ranks)")
