@@ -54,12 +54,42 @@ def test_tiny_study_report_is_complete_and_consistent(tiny_study):
     assert (out / "report.md").read_text().startswith("# linebreak study report")
     figs = [f["figure"] for f in rec["findings"] if f["figure"]]
     assert figs and all((out / f).is_file() for f in figs)
-    assert {"qk_verdict", "qk_comparison", "qk_probe_route", "qk_key_side"} <= {f["key"] for f in rec["findings"]}
+    assert {"qk_verdict", "qk_comparison", "qk_probe_route", "qk_key_side", "qk_picture"} <= {
+        f["key"] for f in rec["findings"]}
     # the trained model is compared with its random-init control, layer by layer
     man = rec["sections"]["probe"]
     assert set(man["model"]) == set(man["control"]) and man["best_layer"] in man["model"]
     assert (out / "probe" / "probe.json").is_file() and (out / "probe" / "control" / "probe.json").is_file()
     assert "## References" in (out / "report.md").read_text() and "shared/research" not in json.dumps(rec)
+
+
+def test_picture_finding_names_the_published_picture_the_numbers_match(tiny_study):
+    """Twist -> Gurnee et al.; no twist and a mostly additive most-responsive head -> Hindupur et al.; else
+    neither. The branches are driven by editing the tiny study's own qk result, so each reads real numbers."""
+    import dataclasses
+
+    from linebreak.qk.attention import response_range
+    from linebreak.qk.result import QKResult
+    from linebreak.rules.qk import ADDITIVE_MIN_SHARE
+    from linebreak.study.findings import qk_findings
+
+    out, _, _ = tiny_study
+    q = QKResult.load(out / "qk" / "qk.json")
+    moving = max(q.heads, key=response_range)
+
+    def picture(passes: bool, interaction: float):
+        heads = [dataclasses.replace(h, comparison=dataclasses.replace(h.comparison, interaction_share=interaction))
+                 if h.name == moving.name else h for h in q.heads]
+        edited = dataclasses.replace(q, heads=heads, verdict=dataclasses.replace(q.verdict, passes=passes))
+        return next(f for f in qk_findings(edited, {}) if f.key == "qk_picture")
+
+    additive = picture(False, 0.2)
+    assert "matches Hindupur et al.'s" in additive.sentence and additive.agrees is True
+    assert additive.value == pytest.approx(0.8) and f"({moving.name})" in additive.sentence
+    twisted = picture(True, 0.2)
+    assert "matches Gurnee et al.'s" in twisted.sentence and twisted.agrees is False
+    mixed = picture(False, 1 - ADDITIVE_MIN_SHARE)  # exactly half additive is not "mostly"
+    assert "neither clearly" in mixed.sentence and mixed.agrees is False
 
 
 def test_rerun_reuses_finished_stages(tiny_study):

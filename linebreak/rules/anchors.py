@@ -16,6 +16,8 @@ SOURCES: dict[str, str] = {
                           "Task\", Transformer Circuits Thread, 2025 (Claude 3.5 Haiku)",
     "Nanda et al. 2023": "N. Nanda, L. Chan, T. Lieberum, J. Smith, J. Steinhardt, \"Progress measures for "
                          "grokking via mechanistic interpretability\", ICLR 2023",
+    "Hindupur et al.": "Hindupur, Orgad, Fel and Ba, \"When Models Don't Manipulate Manifolds\" "
+                       "(Qwen2.5-7B)",
 }
 
 ANCHORS: dict[str, tuple[Any, str]] = {
@@ -30,6 +32,11 @@ ANCHORS: dict[str, tuple[Any, str]] = {
     "ablation_newline_ratio": (5.0, "linebreak's own threshold: Gurnee et al. 2025 report that ablating the count "
                                "subspace hurts loss only on newlines, without a ratio; linebreak asks newline "
                                "loss to rise >= 5x more than other-token loss"),
+    # The second published picture: a comparison by addition. The finding agrees with it when no head twists and
+    # the head whose attention moves most is mostly additive (linebreak.rules.qk.ADDITIVE_MIN_SHARE).
+    "additive_comparison": ("additive", "Hindupur et al.: Qwen2.5-7B compares numbers through linear directions, "
+                            "by adding a query-side and a key-side term, despite curved geometry; Gurnee et al. "
+                            "2025 instead find a QK twist in Haiku"),
     "grok_step": (10000, "Nanda et al. 2023: test accuracy >= 95 % near step 10k (P=113, lr 1e-3)"),
     "n_key_freqs": ((3, 6), "Nanda et al. 2023: 3-6 key frequencies in W_E"),
 }

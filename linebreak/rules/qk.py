@@ -36,3 +36,9 @@ KEY_SIDE_SHUFFLES = 199
 KEY_SIDE_MIN_GROUP = 4
 # The key-side finding agrees when at least this many heads move with the key (the paper's boundary heads do).
 KEY_SIDE_MIN_HEADS = 1
+
+# ---- which published picture the comparison matches (linebreak.study.findings.qk) ----------------------------
+# A twist puts the comparison in the interaction of count and width; an addition puts it in a count effect plus
+# a width effect. "Mostly additive" is the plain majority: the additive part carries more than half of the
+# variance of the head's mean logit over the (count, width) grid.
+ADDITIVE_MIN_SHARE = 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from linebreak.qk.result import HeadSummary, ProbeVerdict, QKResult
-from linebreak.rules.qk import KEY_SIDE_MIN_HEADS, MIN_GAIN, MIN_MAX_COS
+from linebreak.rules.qk import ADDITIVE_MIN_SHARE, KEY_SIDE_MIN_HEADS, MIN_GAIN, MIN_MAX_COS
 from linebreak.study.findings.common import _f, _num
 from linebreak.study.report import Finding
 
@@ -43,6 +43,7 @@ def qk_findings(q: QKResult, figs: dict) -> list[Finding]:
            [["identity worse than head", int(v.identity_worse_than_head), "==", 1]]),
         _key_side_finding(q, s),
         _comparison_finding(q, s, figs),
+        _picture_finding(q, s),
     ] + ([_probe_finding(v.probes, s)] if v.probes else [])
 
 
@@ -103,3 +104,30 @@ def _key_side_finding(q: QKResult, section: str) -> Finding:
               f"{q.query_frame}.",
               _j(ks.excess), None, [["heads moving with the key", len(moving), ">=", KEY_SIDE_MIN_HEADS]],
               moving=moving)
+
+
+def _picture_finding(q: QKResult, section: str) -> Finding:
+    """Which of the two published pictures of the count-limit comparison the model matches: Gurnee et al.'s twist
+    (a head passes the verdict) or Hindupur et al.'s addition (no head twists, and the head whose attention to
+    the newline moves most is mostly additive: query side plus key side carry more than
+    :data:`~linebreak.rules.qk.ADDITIVE_MIN_SHARE` of its mean-logit variance)."""
+    from linebreak.qk.attention import response_range
+
+    moving = max(q.heads, key=response_range)
+    share = _j(moving.comparison.interaction_share)
+    additive = None if share is None else 1.0 - share
+    twist = bool(q.verdict.passes)
+    if twist:
+        picture = f"Gurnee et al.'s: {q.verdict.best_head} twists count onto width"
+    elif additive is not None and additive > ADDITIVE_MIN_SHARE:
+        picture = (f"Hindupur et al.'s: no head twists, and the head whose attention to the newline moves most "
+                   f"({moving.name}) compares by addition ({additive:.0%} of its mean-logit variance is a "
+                   f"query-side plus a key-side term)")
+    else:
+        picture = (f"neither clearly: no head twists, and {moving.name}, whose attention moves most, is "
+                   f"{_num(additive, '.0%')} additive")
+    return _f("qk_picture", section, f"Of the two published pictures of how a model compares its count with the "
+              f"line's limit, this model matches {picture}.", additive, "additive_comparison",
+              [["best head passes the verdict", int(twist), "==", 0],
+               ["additive share of the most responsive head", additive, ">", ADDITIVE_MIN_SHARE]],
+              most_responsive=moving.name, twist=twist)
