@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("corpus", help="a corpus folder (linebreak generate, or a study's corpus/)")
     p.add_argument("--given", default="width", help="label the similarity is taken within; none: pooled")
     p.add_argument("--split", default="train")
-    p.add_argument("--max-docs", type=int, default=2000)
+    p.add_argument("--max-docs", type=int, default=None,
+                   help="first documents of the split (default: all; fewer documents leave sparser per-count "
+                        "distributions, whose noise reads as a narrower similarity)")
     p.add_argument("--probe", action="append", default=[], help="a probe folder or probe.json (repeatable)")
     p.add_argument("--out", help="write the kernel here as JSON")
     args = p.parse_args(argv)

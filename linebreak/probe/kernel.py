@@ -13,6 +13,14 @@ wrapped prose, the next column start for tables), the rows are the concatenation
 then the affinity of counts averaged over the groups: how alike two counts are *for the same document
 setting*. That is the similarity a comparison with ``g`` needs.
 
+Next tokens are taken by **class**, not identity (:func:`token_classes`): the count bears on the next token only
+through whether it fits, that is through its length and kind (a word, a newline, a run of spaces). Word
+identities would split each (count, group) cell over the whole vocabulary, and the sampling noise of those
+sparse distributions would read as a similarity that falls to nothing one count away. Some of that noise is
+left with classes too, and it always narrows the similarity: on the default prose corpus (given the width)
+2,000 documents read PC1 0.43 and all 24,000 read 0.49. So use every document, and compare kernels of corpora
+of like size.
+
 The task centroids are measured with the tools the model's centroids are measured with
 (:func:`linebreak.probe.manifold.pca_spectrum`, :func:`~linebreak.probe.manifold.peak_width`, and the gated
 ringing of :mod:`linebreak.probe.ringing`), so that :func:`count_kernel` can be set beside each trained model's
@@ -93,14 +101,28 @@ def _plain(gate: dict) -> dict:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in gate.items()}
 
 
-def corpus_kernel(corpus, split: str = "train", given: str | None = "width", max_docs: int | None = 2000,
+def token_classes(corpus) -> np.ndarray:
+    """Class per token id, as :func:`corpus_kernel` groups next tokens: the newline, each character length of a
+    run of spaces (a pad), and each character length of any other token, numbered ``0..n_classes - 1``."""
+    vocab = len(corpus.token_lengths)
+    strings = corpus.tokenizer.convert_ids_to_tokens(list(range(vocab)))
+    decoded = [corpus.tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in strings]
+    kind = np.array([0 if i == corpus.newline_id else (1 if d and not d.strip() else 2)
+                     for i, d in enumerate(decoded)])
+    key = kind * (int(corpus.token_lengths.max()) + 1) + np.asarray(corpus.token_lengths)
+    key[kind == 0] = -1
+    return np.unique(key, return_inverse=True)[1]
+
+
+def corpus_kernel(corpus, split: str = "train", given: str | None = "width", max_docs: int | None = None,
                   min_per_value: int = DEFAULT_MIN_PER_VALUE) -> TaskKernel:
     """:func:`count_kernel` of a corpus split: the counting tokens the probe stage's centroids use
-    (:func:`linebreak.probe.manifold.word_rows`) and the token after each, grouped by the label ``given``."""
+    (:func:`linebreak.probe.manifold.word_rows`) and the class (:func:`token_classes`) of the token after each,
+    grouped by the label ``given``."""
     if split not in corpus.splits:
         raise UserError(f"corpus has no split {split!r}; it has: {', '.join(corpus.splits)}")
     ids = corpus.splits[split].input_ids[:max_docs]
-    lab = corpus.labels(split, None if max_docs is None else len(ids))
+    lab = {k: v[: len(ids)] for k, v in corpus.labels(split).items()}
     if given is not None and given not in lab:
         raise UserError(f"the corpus has no label {given!r}; it has: {', '.join(sorted(lab))}")
     lab.setdefault("token_len", corpus.token_lengths[ids])
@@ -110,5 +132,6 @@ def corpus_kernel(corpus, split: str = "train", given: str | None = "width", max
         rows &= np.asarray(lab[given]) >= 0  # a label of -1 means "none here" (e.g. no column start after it)
     b, t = np.nonzero(rows)
     groups = None if given is None else np.asarray(lab[given])[b, t]
-    return count_kernel(ids[b, t + 1], np.asarray(lab["count"])[b, t], int(corpus.token_lengths.shape[0]),
+    classes = token_classes(corpus)
+    return count_kernel(classes[ids[b, t + 1]], np.asarray(lab["count"])[b, t], int(classes.max()) + 1,
                         groups, given, min_per_value)
