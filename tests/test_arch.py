@@ -67,8 +67,9 @@ def test_qk_weights_reproduce_model_queries_and_keys(kind):
         seen.clear()
         handles = [arch.attn_norm(model, layer).register_forward_hook(
             lambda m, i, o: seen.__setitem__("x", o))]
-        for module, extract in arch.qk_sources(model, layer):
-            handles.append(module.register_forward_hook(lambda m, i, o, f=extract: seen.update(f(o))))
+        for site in ("q", "k"):
+            src = arch.qk_source(model, layer, site)
+            handles.append(src.module.register_forward_hook(lambda m, i, o, s=site, f=src.read: seen.update({s: f(o)})))
         with torch.no_grad():
             model(ids)
         for h in handles:
@@ -78,7 +79,10 @@ def test_qk_weights_reproduce_model_queries_and_keys(kind):
         q = torch.einsum("btd,hde->bthe", seen["x"], W_Q) + b_Q
         k = torch.einsum("btd,hde->bthe", seen["x"], W_K) + b_K
         assert ((q - seen["q"]).abs() <= affine_tol(seen["x"], W_Q, b_Q)).all()
-        assert ((k - seen["k"]).abs() <= affine_tol(seen["x"], W_K, b_K)).all()
+        # hook_k has one key per key/value head (TL's layout); qk_weights repeats them per query head
+        assert seen["k"].shape[-2] == lay.n_kv_heads
+        k_seen = seen["k"].repeat_interleave(lay.n_heads // lay.n_kv_heads, -2)
+        assert ((k - k_seen).abs() <= affine_tol(seen["x"], W_K, b_K)).all()
         assert b_Q.abs().sum() > 0  # biases were read, not zero-filled
 
 
@@ -186,7 +190,7 @@ def test_attention_only_models(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
 def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
-    """The slice arch.key_slice names is the key qk_sources reads for that head; editing it through
+    """The slice arch.key_slice names is the key arch.qk_source reads for that head; editing it through
     edit_keys changes that head's attention pattern (and any head sharing its key group) and no other."""
     from linebreak.hooks.interventions import edit_keys
     from linebreak.hooks.run import run_with_cache
@@ -198,17 +202,21 @@ def test_key_slice_is_the_heads_key_and_edit_keys_moves_only_that_head(kind):
     ids = torch.randint(2, VOCAB, (2, 12))
     layer = 1
     seen = {}
-    for module, extract in arch.qk_sources(model, layer):
-        h1 = module.register_forward_hook(lambda m, i, o, f=extract: seen.update(f(o)))
+    for site in ("q", "k"):
+        src = arch.qk_source(model, layer, site)
+        module = src.module
+        h1 = module.register_forward_hook(lambda m, i, o, s=site, f=src.read: seen.__setitem__(s, f(o)))
         h2 = module.register_forward_hook(lambda m, i, o, M=module: seen.__setitem__(id(M), o))
         with torch.no_grad():
             model(ids)
         h1.remove()
         h2.remove()
-    H = arch.layout(model).n_heads
+    lay = arch.layout(model)
+    H = lay.n_heads
     for h in range(H):
         module, sl = arch.key_slice(model, layer, h)
-        assert torch.equal(seen[id(module)][..., sl], seen["k"][..., h, :])  # the same numbers, only sliced
+        kv = h // (H // lay.n_kv_heads)  # hook_k has one key per key/value head
+        assert torch.equal(seen[id(module)][..., sl], seen["k"][..., kv, :])  # the same numbers, only sliced
 
     base = pattern(model, ids)
     with edit_keys(model, layer, 2, lambda k, x: torch.zeros_like(k) + (x[..., None] == ids[0, 0])):
@@ -285,7 +293,7 @@ def test_replacing_hook_resid_pre_equals_the_same_edit_of_the_embeddings(kind):
     assert torch.equal(hooked, expected)
 
 
-def test_hook_names_read_only_points_and_grouped_keys():
+def test_hook_names_read_only_points_and_key_heads():
     from linebreak.hooks.points import POINTS, hook_name, parse_name
     from linebreak.hooks.run import run_with_hooks
 
@@ -299,12 +307,10 @@ def test_hook_names_read_only_points_and_grouped_keys():
         with pytest.raises(ValueError, match="can be read, not replaced"):
             run_with_hooks(model, ids, [(name, lambda x, n: x * 2)])
 
-    def one_head_only(k, name):  # heads 0 and 1 share key head 0 (2 key groups of 2 query heads)
-        k = k.clone()
-        k[..., 0, :] = 0
-        return k
-    with pytest.raises(ValueError, match="share one key"):
-        run_with_hooks(model, ids, [("blocks.1.attn.hook_k", one_head_only)])
+    # hook_k has one key per key/value head (2 here, for 4 query heads), as TransformerLens' hook_k has
+    shapes = {}
+    run_with_hooks(model, ids, [("blocks.1.attn.hook_k", lambda k, n: shapes.update(k=k.shape))])
+    assert tuple(shapes["k"]) == (1, 6, 2, 8)
     with pytest.raises(UserError, match="layer 7 does not exist"):
         run_with_hooks(model, ids, [("blocks.7.hook_resid_pre", lambda x, n: None)])
 
@@ -342,3 +348,46 @@ def test_resid_noise_hooks_draw_what_the_training_loop_draws(kind):
         assert torch.equal(model(ids).logits, clean)
     remove(handles)
     assert not torch.equal(outs[1], clean)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox"])
+def test_ln1_names_hold_what_transformer_lens_holds(kind):
+    """ln1.hook_out is the attention norm's output (what attention reads, weight and bias in); ln1.hook_normalized
+    and ln1.hook_scale are TransformerLens' statistics of its input: centred for a LayerNorm, not for an RMSNorm,
+    with the module's own eps, before the weight and bias."""
+    from linebreak.hooks.points import hook_name
+    from linebreak.hooks.run import run_with_cache
+
+    model = tiny_model(kind)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))  # a weight away from 1, so hook_out and hook_normalized differ
+    ids = torch.randint(0, VOCAB, (2, 10))
+    names = [hook_name(s, 1) for s in ("resid_pre", "ln1", "ln1_normalized", "ln1_scale")]
+    _, c = run_with_cache(model, ids, names)
+    x, out, normed, scale = (c[n].double() for n in names)
+    norm = arch.attn_norm(model, 1)
+    xc = x - x.mean(-1, keepdim=True) if kind != "llama" else x
+    eps = norm.eps if kind != "llama" else norm.variance_epsilon
+    want_scale = torch.sqrt(xc.pow(2).mean(-1, keepdim=True) + eps)
+    # float32: a mean, a variance, an rsqrt and a product, each a few eps relative
+    assert scale.shape == (2, 10, 1) and ((scale - want_scale).abs() <= 4 * EPS32 * want_scale).all()
+    assert ((normed - xc / want_scale).abs() <= 8 * EPS32 * (xc / want_scale).abs().max()).all()
+    with torch.no_grad():
+        assert torch.equal(c[names[1]], norm(c[names[0]]))
+    assert (out - normed).abs().max() > 0.1  # the weight is in hook_out, not in hook_normalized
+    assert arch.attention_input_site(model) == "ln1"
+
+
+def test_score_divisor_is_the_modules_own_scaling():
+    """q . k is divided by what the attention module scales by: sqrt(d_head), times (layer + 1) when GPT-2 scales
+    by the inverse layer index, 1 when it does not scale; exactly np.sqrt(d_head) where the scaling is
+    d_head^-1/2 (the float64 number the QK analysis has always divided by)."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    assert arch.score_divisor(tiny_model("llama"), 1) == np.sqrt(8)
+    for kw, want in (({"scale_attn_by_inverse_layer_idx": True}, 2 * np.sqrt(8)), ({"scale_attn_weights": False}, 1.0)):
+        m = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, **kw))
+        assert arch.score_divisor(m, 1) == pytest.approx(want, rel=1e-12)

@@ -44,7 +44,7 @@ def test_gpt2_capture_names_shapes_labels_and_consistency(corpus):
     N = 6 * 48
     assert a.meta["n_rows"] == N
     for L in range(2):
-        for site in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "ln1.hook_normalized"):
+        for site in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "ln1.hook_out"):
             assert a.acts[f"blocks.{L}.{site}"].shape == (N, 32)
         assert a.acts[f"blocks.{L}.attn.hook_q"].shape == (N, 4, 8)
         assert a.acts[f"blocks.{L}.attn.hook_pattern"].shape == (2, 4, 48, 48)
@@ -69,11 +69,11 @@ def test_gpt2_capture_names_shapes_labels_and_consistency(corpus):
     # both divided by sigma; the variance is off by a relative (d + 2) eps, then sqrt, division, scale, shift
     tol = ((32 + 8) * EPS32 * (g.abs() * normed.abs() + b.abs())
            + (32 + 2) * EPS32 * g.abs() * (x64.abs() + x64.abs().mean(-1, keepdim=True)) / sigma)
-    assert ((a.acts["blocks.1.ln1.hook_normalized"].double() - exact).abs() <= tol).all()
+    assert ((a.acts["blocks.1.ln1.hook_out"].double() - exact).abs() <= tol).all()
     # q/k are W_Q/W_K projections of what attention reads
     for L in range(2):
         W_Q, b_Q, W_K, b_K = arch.qk_weights(model, L)
-        x = a.acts[f"blocks.{L}.ln1.hook_normalized"]
+        x = a.acts[f"blocks.{L}.ln1.hook_out"]
         q, k = torch.einsum("nd,hde->nhe", x, W_Q) + b_Q, torch.einsum("nd,hde->nhe", x, W_K) + b_K
         assert ((a.acts[f"blocks.{L}.attn.hook_q"] - q).abs() <= affine_tol(x, W_Q, b_Q)).all()
         assert ((a.acts[f"blocks.{L}.attn.hook_k"] - k).abs() <= affine_tol(x, W_K, b_K)).all()
@@ -89,18 +89,18 @@ def test_llama_gqa_capture(corpus):
     model = tiny_model("llama", d=32)
     assert arch.layout(model).n_kv_heads == 2
     a = capture(model, corpus, CaptureConfig(max_docs=3, sites="ln1,k,resid_mid", layers="1"), progress=False)
-    assert set(a.acts) == {"blocks.1.ln1.hook_normalized", "blocks.1.attn.hook_k", "blocks.1.hook_resid_mid"}
+    assert set(a.acts) == {"blocks.1.ln1.hook_out", "blocks.1.attn.hook_k", "blocks.1.hook_resid_mid"}
     _, _, W_K, b_K = arch.qk_weights(model, 1)
     k = a.acts["blocks.1.attn.hook_k"]
-    assert k.shape == (3 * 48, 4, 8)
-    x = a.acts["blocks.1.ln1.hook_normalized"]
+    assert k.shape == (3 * 48, 2, 8)  # one key per key/value head, as TransformerLens' hook_k
+    x = a.acts["blocks.1.ln1.hook_out"]
+    W_K, b_K = W_K[::2], b_K[::2]  # qk_weights repeats each key/value head for its 2 query heads
     assert ((k - (torch.einsum("nd,hde->nhe", x, W_K) + b_K)).abs() <= affine_tol(x, W_K, b_K)).all()
-    assert torch.equal(k[:, 0], k[:, 1])  # heads 0 and 1 share key head 0 (a copy)
 
 
 def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
     model = gpt2(corpus, n_layer=1)
-    cfg = CaptureConfig(max_docs=10, max_tokens=100, sites="resid_post,pattern", dtype="float16",
+    cfg = CaptureConfig(max_docs=10, max_tokens=100, sites="resid_post,pattern", store_dtype="float16",
                         pattern_docs=1, batch_size=3)
     a = capture(model, corpus, cfg, progress=False)
     b = capture(model, corpus, cfg, progress=False)
@@ -118,6 +118,8 @@ def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
     (dict(sites="resid_pre,mlp_out"), "unknown site"),
     (dict(split="test"), "no split"),
     (dict(dtype="int8"), "dtype"),
+    (dict(store_dtype="bfloat16"), "store_dtype"),
+    (dict(device="tpu"), "device"),
     (dict(layers="0,x"), "expected a comma list"),
 ])
 def test_bad_capture_settings(corpus, settings, msg):
@@ -189,3 +191,20 @@ def test_control_is_the_studys_construction(corpus, tmp_path):
     loaded, tok = load.load_model(path)
     assert tok.get_vocab() == corpus.tokenizer.get_vocab()
     assert all(torch.equal(v, fresh[k]) for k, v in loaded.state_dict().items())
+
+
+def test_memory_bound_is_the_store_itself_and_refused_before_the_model_runs(corpus):
+    """``planned_bytes`` is exactly what the capture allocates, and a capture over ``max_gb`` is refused
+    before any forward pass (with what to cut)."""
+    from linebreak.capture.collect import planned_bytes
+
+    model = gpt2(corpus, n_layer=2)
+    cfg = CaptureConfig(max_docs=4, sites="resid_post,q,pattern", layers="1", pattern_docs=2, store_dtype="float16")
+    a = capture(model, corpus, cfg, progress=False)
+    held = sum(t.numel() * t.element_size() for t in a.acts.values())
+    assert held == planned_bytes({"resid_post": (32,), "q": (4, 8)}, a.meta["n_rows"], 2, 48, 4, 1, 2)
+    calls = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(1))
+    with pytest.raises(UserError, match="over --max-gb .*--layers"):
+        capture(model, corpus, CaptureConfig(max_docs=4, max_gb=held / 2e9), progress=False)
+    assert not calls

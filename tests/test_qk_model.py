@@ -196,11 +196,12 @@ def test_rotary_query_side_is_each_token_rotated_to_its_newline(trained):
     S_h, n_h = halves.q_sum, halves.q_n
     S, n = S_h.sum(0), n_h.sum(0)  # the two halves of the documents (even, odd) add up to all of them
     keep = n.sum(1) > 0
-    tables = arch.rotary_tables(model, n.shape[1] - 1)
+    tables = arch.rotary_tables(model, n.shape[1] - 1, 1)
     W_Q, b_Q, _, _ = (t.double().numpy() for t in arch.qk_weights(model, 1))
     got = rotated_query_map(S[1][keep], n[keep], tables)(W_Q[2], b_Q[2])
 
-    # the same ln1 rows (same batches as collect, so the same float32 bits), rotated token by token in float64:
+    # the same rows of what attention reads (ln1.hook_out; same batches as collect, so the same float32 bits),
+    # rotated token by token in float64:
     # the two differ only in the order of float64 sums (~1e-15 relative); 1e-6 on queries of size ~0.1
     ln1 = hook_name("ln1", 1)
     x = np.concatenate([run_with_cache(model, as_tensor(ids[s:e]), [ln1])[1][ln1].double().numpy()
@@ -228,7 +229,7 @@ def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
     from linebreak.hooks import arch
     from linebreak.qk import twist
     from linebreak.qk.collect import collect, select_docs
-    from linebreak.qk.maps import mean_logits
+    from linebreak.qk.maps import HeadWeights, head_sides, mean_logits
 
     _, model, corpus = trained
     cfg = QK_PRESETS["tiny"]
@@ -262,7 +263,10 @@ def test_mean_logits_are_the_heads_real_scores(trained, qk_result):
     Qm = q_sum.sum(0)[L].sum(1)[i_values] / q_n.sum(0).sum(1)[i_values, None]
     Km = k_sum.sum(0)[L][k_values] / k_n.sum(0)[k_values, None]
     W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, L))
-    S = mean_logits(twist.plain_query_map(Qm), Km, W_Q[h], b_Q[h], W_K[h], b_K[h])
+    w = HeadWeights(L, h, W_Q[h], b_Q[h], W_K[h], b_K[h])
+    S = mean_logits(head_sides(twist.plain_query_map(Qm), sums.total(), w, i_values, k_values, Km, None),
+                    arch.score_divisor(model, L))
+    assert arch.score_divisor(model, L) == np.sqrt(dh)  # GPT-2's scaling, d_head^-1/2
     # S is float64 from the ln1 rows; the model's q, k are float32 x @ W + b, each entry off by at most
     # gamma_(d+1) * (|x| @ |W| + |b|) (d products and the bias, any summation order), so the means' logits are
     # off by at most the bound B below (the float64 sums add ~1e-15 relative)

@@ -4,12 +4,17 @@ One caching hook per (site, layer) through :func:`linebreak.hooks.run.hooks` (pl
 numerics, no model conversion). Tokens of all documents are flattened into rows; ``labels`` holds, per row,
 the corpus labels (count, width, remaining, ...) plus ``doc``, ``pos``, ``token`` (id) and ``token_len``.
 Memory is bounded: at most ``max_docs`` documents, at most ``max_tokens`` rows (a seeded sample of positions,
-chosen before the forward passes and written into preallocated tensors batch by batch), float16 or float32,
-and attention patterns for the first ``pattern_docs`` documents only.
+chosen before the forward passes and written into preallocated tensors batch by batch), only the ``layers``
+asked for, float16 or float32 (``store_dtype``), attention patterns for the first ``pattern_docs`` documents
+only, and all of it at most ``max_gb`` (refused before the model runs, with what to cut). The model runs in its
+own ``dtype`` on its ``device`` (:mod:`linebreak.hooks.device`); each batch's kept rows are copied to the CPU
+at once, so the device holds one batch's activations, never the capture.
 
     blocks.{L}.hook_resid_pre / hook_resid_mid / hook_resid_post   [N, d_model]
-    blocks.{L}.ln1.hook_normalized                                 [N, d_model]   what attention reads
-    blocks.{L}.attn.hook_q / hook_k                                [N, n_heads, d_head]  (pre-rotary)
+    blocks.{L}.ln1.hook_out                                        [N, d_model]   what attention reads
+    blocks.{L}.ln1.hook_normalized / hook_scale                    [N, d_model] / [N, 1]  (asked for only)
+    blocks.{L}.attn.hook_q / hook_k                                [N, n_heads | n_kv_heads, d_head]  (pre-rotary)
+    blocks.{L}.attn.hook_q_normed / hook_k_normed                  the same, after the q/k norm (asked for only)
     blocks.{L}.attn.hook_pattern                                   [pattern_docs, n_heads, T, T]
 """
 
@@ -47,6 +52,38 @@ def _check_input(model, corpus, cfg: CaptureConfig) -> np.ndarray:
     return ids
 
 
+def planned_bytes(shapes: dict, n_rows: int, n_pattern_docs: int, T: int, n_heads: int, n_layers: int,
+                  itemsize: int) -> int:
+    """Bytes the preallocated store takes: ``n_rows`` rows of each ``shapes`` site and ``n_pattern_docs``
+    patterns ``[n_heads, T, T]``, in each of ``n_layers`` layers."""
+    per_row = sum(int(np.prod(s)) for s in shapes.values())
+    return itemsize * n_layers * (n_rows * per_row + n_pattern_docs * n_heads * T * T)
+
+
+def _check_budget(nbytes: int, cfg: CaptureConfig, n_layers: int) -> None:
+    if nbytes > cfg.max_gb * 1e9:
+        raise UserError(f"this capture would hold {nbytes / 1e9:.1f} GB of activations ({n_layers} layers), over "
+                        f"--max-gb {cfg.max_gb:g}: choose --layers, fewer --sites, a lower --max-tokens or "
+                        f"--store-dtype float16 (or raise --max-gb)")
+
+
+def points_of_model(model, sites: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``sites`` less the points ``model`` does not have, and ``{dropped site: why}``. A model whose attention
+    reads ``resid_pre`` (post-norm OLMo-2) has no ``ln1``: ``resid_pre`` is captured in its place."""
+    why = {}
+    if arch.parallel_residual(model):
+        why["resid_mid"] = "a parallel block: attention and MLP both read resid_pre"
+    if arch.attention_input_site(model) == "resid_pre":
+        for s in ("ln1", "ln1_normalized", "ln1_scale"):
+            why[s] = "no norm before attention (post-norm block): attention reads resid_pre"
+    if not arch.has_qk_norm(model):
+        why |= {s: "no q/k norm: attention scores hook_q and hook_k" for s in ("q_normed", "k_normed")}
+    kept = [s for s in sites if s not in why]
+    if "ln1" in sites and "ln1" in why and "resid_pre" not in kept:
+        kept.insert(0, "resid_pre")
+    return kept, {s: w for s, w in why.items() if s in sites}
+
+
 def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = True) -> Activations:
     """Run ``model`` over ``corpus.splits[cfg.split]`` and collect activations and labels (see module doc);
     ``cfg`` defaults to :class:`CaptureConfig` ()."""
@@ -61,40 +98,42 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
     lay = arch.layout(model)
     load.ensure_eager(model).eval()
     sites, layers = parse(cfg, lay.n_layers)
-    if "resid_mid" in sites and arch.parallel_residual(model):
-        sites.remove("resid_mid")  # attention and MLP both read resid_pre: there is no mid point
+    sites, dropped = points_of_model(model, sites)
     ids = _check_input(model, corpus, cfg)
     n_docs, T = ids.shape
     keep = sample_rows(n_docs, T, cfg.max_tokens, cfg.seed)
     N = int(keep.sum())
-    dtype = getattr(torch, cfg.dtype)
+    dtype = getattr(torch, cfg.store_dtype)
     n_pat = min(cfg.pattern_docs, n_docs) if "pattern" in sites else 0
 
-    shapes = {"resid_pre": (lay.d_model,), "resid_mid": (lay.d_model,), "resid_post": (lay.d_model,),
-              "ln1": (lay.d_model,), "q": (lay.n_heads, lay.d_head), "k": (lay.n_heads, lay.d_head)}
-    acts = {hook_name(s, L): torch.empty((N, *shapes[s]), dtype=dtype)
-            for s in sites if s != "pattern" for L in layers}
+    d, q_shape, k_shape = (lay.d_model,), (lay.n_heads, lay.d_head), (lay.n_kv_heads, lay.d_head)
+    shapes = {"resid_pre": d, "resid_mid": d, "resid_post": d, "ln1": d, "ln1_normalized": d, "ln1_scale": (1,),
+              "q": q_shape, "k": k_shape, "q_normed": q_shape, "k_normed": k_shape}
+    shapes = {s: shapes[s] for s in sites if s != "pattern"}
+    _check_budget(planned_bytes(shapes, N, n_pat, T, lay.n_heads, len(layers), dtype.itemsize), cfg, len(layers))
+    device = load.model_device(model)
+    acts = {hook_name(s, L): torch.empty((N, *shape), dtype=dtype) for s, shape in shapes.items() for L in layers}
     if n_pat:
         acts |= {hook_name("pattern", L): torch.empty((n_pat, lay.n_heads, T, T), dtype=dtype)
                  for L in layers}
 
     state = {"sel": None, "row": 0, "doc": 0}  # kept positions of the current batch; where its rows go
 
-    def store(x, name):  # x [B, T, ...]: keep the selected positions
+    def store(x, name):  # x [B, T, ...] on the model's device: keep the selected positions, on the CPU
         rows = x[state["sel"]]
-        acts[name][state["row"]: state["row"] + len(rows)] = rows.to(dtype)
+        acts[name][state["row"]: state["row"] + len(rows)] = rows.detach().to("cpu", dtype)
 
     def store_pattern(weights, name):  # weights [B, H, T, T]: keep the first n_pat documents
         take = min(n_pat - state["doc"], len(weights))
         if take > 0:
-            acts[name][state["doc"]: state["doc"] + take] = weights[:take].to(dtype)
+            acts[name][state["doc"]: state["doc"] + take] = weights[:take].detach().to("cpu", dtype)
 
     fwd = [(hook_name(s, L), store) for L in layers for s in sites if s != "pattern"]
     fwd += [(hook_name("pattern", L), store_pattern) for L in layers] if n_pat else []
     with hooks(model, fwd):
         for start in bar(range(0, n_docs, cfg.batch_size), desc="capture", unit="batch", disable=not progress):
             sl = slice(start, start + cfg.batch_size)
-            state["sel"] = torch.from_numpy(keep[sl])
+            state["sel"] = torch.from_numpy(keep[sl]).to(device)
             state["doc"] = start
             run_with_hooks(model, torch.from_numpy(ids[sl]), use_cache=False)
             state["row"] += int(keep[sl].sum())
@@ -106,6 +145,7 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
     labels.setdefault("token_len", corpus.token_lengths[ids[keep]].astype(np.int64))  # per position if known
     meta = {"format": FORMAT, "config": asdict(cfg), "arch": asdict(lay),
             "n_layers": lay.n_layers, "layers": layers, "sites": sites, "n_rows": N, "n_docs": n_docs,
+            "attention_input_site": arch.attention_input_site(model), "dropped_sites": dropped,
             "seq_len": T, "pattern_docs": list(range(n_pat)),
             "corpus": {"path": str(getattr(corpus, "path", "")),
                        "fingerprint": corpus.meta.get("fingerprint")},

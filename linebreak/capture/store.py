@@ -16,7 +16,9 @@ from linebreak.hooks.points import hook_name
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors
 
 MARKER = "capture.json"
-FORMAT = "linebreak-activations/1"
+# /2: ``ln1`` is ``ln1.hook_out`` (under /1 the same tensor was stored as ``ln1.hook_normalized``, a name that
+# now holds TransformerLens' pre-weight tensor) and ``hook_k`` has one key per key/value head.
+FORMAT = "linebreak-activations/2"
 
 
 @dataclass
@@ -53,7 +55,11 @@ def load_activations(path: str | Path) -> Activations:
     """Load a folder written by :func:`save_activations` (safetensors only; nothing unpickled)."""
     path = Path(path)
     meta = load_json(path / MARKER, "capture settings")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if isinstance(found, str) and found.startswith("linebreak-activations/") and found != FORMAT:
+        raise UserError(f"{path}: activations of format {found}, written by an older linebreak (this one reads "
+                        f"{FORMAT}: ln1 is now ln1.hook_out and hook_k one key per key/value head); rerun capture")
+    if found != FORMAT:
         raise UserError(f"not a linebreak activations folder ({MARKER} format): {path}")
     acts = load_tensors(path / "activations.safetensors", "activations")
     labels = {k: v.numpy() for k, v in load_tensors(path / "labels.safetensors", "labels").items()}

@@ -1,6 +1,7 @@
 """Settings of ``linebreak causal`` (presets in :data:`linebreak.presets.CAUSAL`).
 
-List settings: ``patch_deltas`` is a tuple of integer count shifts.
+List settings: ``patch_deltas`` is a tuple of integer count shifts. ``device`` and ``dtype``
+(:class:`~linebreak.hooks.device.OnDevice`): where the model runs and in what precision.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linebreak.config import require, tuples_from_text
+from linebreak.hooks.device import OnDevice
 
 
 @dataclass(frozen=True)
-class CausalConfig:
+class CausalConfig(OnDevice):
     split: str = field(default="validation", metadata={"help": "corpus split to evaluate on"})
     n_docs: int = field(default=64, metadata={"help": "documents per evaluation"})
     batch_size: int = 16
@@ -30,4 +32,5 @@ class CausalConfig:
 
     def __post_init__(self):
         tuples_from_text(self)
+        super().__post_init__()
         require(bool(self.patch_deltas), "patch_deltas: give at least one count shift")

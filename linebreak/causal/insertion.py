@@ -61,7 +61,7 @@ def insertion_sweep(model, corpus, ids, lab, ranked, cfg: CausalConfig) -> Inser
 
     def run(seqs, q_pos, ins_pos):
         logits, cache = run_with_cache(model, torch.as_tensor(np.stack(seqs)), names)
-        p = torch.softmax(logits.float(), -1)[..., corpus.newline_id].numpy()
+        p = torch.softmax(logits.float(), -1)[..., corpus.newline_id].cpu().numpy()
         rows = np.arange(len(seqs))
         p_q = p[rows, q_pos]
         att_ins = []

@@ -44,14 +44,15 @@ def line_lengths(x, newline_id: int, token_lengths: np.ndarray):
 
     from linebreak.corpus.labels import labels_for_split
 
-    ids = x.numpy()
+    ids = x.cpu().numpy()
     lab = labels_for_split(ids, np.zeros(len(ids)), token_lengths, newline_id)
-    return torch.as_tensor(lab["line_len"])
+    return torch.as_tensor(lab["line_len"]).to(x.device)
 
 
 def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: CausalConfig, base: Loss,
                  token_lengths: np.ndarray) -> dict[str, LossDelta]:
-    """The three key ablations of ``head`` of ``layer`` over ``ids`` (see the module doc), against ``base``."""
+    """The three key ablations of ``head`` of ``layer`` over ``ids`` (see the module doc), against ``base``.
+    The pool of newline keys is kept float32 on the CPU; each replacement goes to the key's device and dtype."""
     import torch
 
     pool: list = []
@@ -59,8 +60,8 @@ def key_ablation(model, ids, newline_id: int, layer: int, head: int, cfg: Causal
 
     def collect(k, x):
         m = x == newline_id
-        pool.append(k[m].clone())
-        pool_len.append(line_lengths(x, newline_id, token_lengths)[m])
+        pool.append(k[m].detach().float().cpu())
+        pool_len.append(line_lengths(x, newline_id, token_lengths)[m].cpu())
         return k
 
     with edit_keys(model, layer, head, collect):

@@ -2,7 +2,8 @@
 
 :func:`evaluate` runs ``ids`` in batches (:func:`linebreak.hooks.run.run_with_hooks`) and averages
 :func:`linebreak.hooks.measure.newline_loss` over them; :func:`against` sets a condition beside the baseline.
-A boundary mechanism should raise the newline loss far more than the loss on the other tokens.
+A boundary mechanism should raise the newline loss far more than the loss on the other tokens. The tokens go to
+the model's device, where the loss is taken (a large vocabulary's logits never leave it); sums are float32.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from linebreak.causal.result import Loss, LossDelta
+from linebreak.hooks.load import model_device
 from linebreak.hooks.measure import newline_loss
 from linebreak.hooks.run import as_tensor, batches, run_with_hooks
 from linebreak.rules.causal import MIN_LOSS_CHANGE
@@ -18,8 +20,9 @@ from linebreak.rules.causal import MIN_LOSS_CHANGE
 def evaluate(model, ids: np.ndarray, newline_id: int, batch_size: int, fwd_hooks=()) -> Loss:
     """Newline, other and overall loss over ``ids [n, T]`` with ``fwd_hooks`` (and any hooks already on)."""
     tot = {"nl_sum": 0.0, "nl_n": 0, "other_sum": 0.0, "other_n": 0}
+    device = model_device(model)
     for s, e in batches(len(ids), batch_size):
-        x = as_tensor(ids[s:e])
+        x = as_tensor(ids[s:e]).to(device)
         r = newline_loss(run_with_hooks(model, x, fwd_hooks).float(), x, newline_id)
         for k in tot:
             tot[k] += r[k]

@@ -98,7 +98,7 @@ def count_patching(model, ids, lab, newline_id, layer, counts, means, cfg: Causa
             for s, e in batches(len(ids), cfg.batch_size):
                 sh = torch.as_tensor(shift[s:e])
                 logits = run_with_hooks(model, as_tensor(ids[s:e]), [(name, lambda x, n, sh=sh: x + sh.to(x))])
-                p_all.append(torch.softmax(logits.float(), -1)[..., newline_id].numpy()[at[s:e]])
+                p_all.append(torch.softmax(logits.float(), -1)[..., newline_id].cpu().numpy()[at[s:e]])
         p = np.concatenate(p_all) if p_all else np.array([])
         curve.append(PatchPoint(delta=delta, p_newline=float(p.mean()) if len(p) else float("nan"), n=len(p)))
     ps = [c.p_newline for c in curve]

@@ -1,5 +1,10 @@
 """``linebreak causal``: ablate the top boundary heads and the count subspace, patch the count, and insert
-distractor strings mid-line; report newline loss against the loss on other tokens (JSON + table)."""
+distractor strings mid-line; report newline loss against the loss on other tokens (JSON + table).
+
+``--device cpu|cuda`` and ``--dtype float32|bfloat16|float16``: where the model runs and in what precision (the
+losses are summed in float32; causal.json's config records both). Without ``--qk`` the QK analysis runs first,
+on the same model as placed.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from linebreak.presets import CAUSAL as PRESETS
 
     cfg = resolve_config(CausalConfig, PRESETS, args.preset, args)
+    model, tokenizer, corpus = load_inputs(args, cfg)  # a bad model folder or device: nothing created yet
     out = prepare_out_dir(args.out, args.force, "causal.json")
-    model, tokenizer, corpus = load_inputs(args)
     res = causal_checks(model, corpus, _qk_result(args, model, tokenizer, corpus), cfg, tokenizer=tokenizer)
     res.save(out / "causal.json")
     print(table(res))

@@ -4,6 +4,12 @@ Reads a folder written by ``linebreak capture``; writes ``probe.json`` (every nu
 ``probes.safetensors`` (probe weights, centroids) into ``--out`` (default: ``runs/probe``) and prints a
 table. A ``control`` capture inside the folder (``linebreak capture --control``) is analysed the same way and
 shown beside the model.
+
+No ``--device`` / ``--dtype`` here: probe runs no model. It reads what capture stored (float32, or float16 with
+``--store-dtype float16``) and fits in float64 on the CPU. The model's device and dtype are chosen where the
+model runs, ``linebreak capture --device --dtype`` (recorded in capture.json and in probe.json's
+``capture.model``); ``linebreak study --device --dtype`` captures in-process with them. Probe analyses the
+layers that were captured (``linebreak capture --layers``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """``linebreak qk``: rank every attention head by how well its QK circuit twists count onto width, and say
-whether any head's twist lines up with the line limit (JSON, terminal table, figures)."""
+whether any head's twist lines up with the line limit (JSON, terminal table, figures).
+
+``--device cpu|cuda`` and ``--dtype float32|bfloat16|float16``: where the model runs and in what precision (the
+statistics are float32/float64 on the CPU; qk.json's config records both). The analysis reads every layer
+(each head is judged), so ``--layers`` is not a qk setting; ``--n-docs`` and ``--batch-size`` bound its memory.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_inputs(args):
-    """Model, tokenizer and corpus named on the command line (shared with ``linebreak causal``)."""
+def load_inputs(args, cfg):
+    """Model (on ``cfg.device`` in ``cfg.dtype``), tokenizer and corpus named on the command line (shared
+    with ``linebreak causal``)."""
     from linebreak.corpus.store import load_corpus
     from linebreak.hooks.load import load_model
 
     corpus = load_corpus(args.corpus)
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, cfg.device, cfg.dtype)
     return model, tokenizer, corpus
 
 
@@ -66,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from linebreak.qk.analysis import QKConfig, qk_analysis
 
     cfg = resolve_config(QKConfig, PRESETS, args.preset, args)
+    model, tokenizer, corpus = load_inputs(args, cfg)  # a bad model folder or device: nothing created yet
     out = prepare_out_dir(args.out, args.force, "qk.json")
-    model, tokenizer, corpus = load_inputs(args)
     result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)
     result = dataclasses.replace(result, model=str(Path(args.model).resolve()), corpus=str(Path(args.corpus).resolve()))
     figures = plot_qk(result, args.figures)

@@ -75,6 +75,12 @@ def _special_ids(tok) -> tuple[int, int]:
     return int(nl), int(bos)
 
 
+def check_tokenizer(model_dir: str | Path) -> None:
+    """A one-line :class:`UserError` unless ``model_dir``'s tokenizer loads and has a newline token of its own
+    and a BOS or EOS token (what :func:`generate_with_tokenizer` needs; checked before a study writes)."""
+    _special_ids(load_tokenizer(model_dir))
+
+
 def _first_row(pos: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """``<bos>`` followed by the first ``n`` positions."""
     start = {"chars": 0, "word_len": -1, "word_end": False, "over_long": False}
@@ -98,6 +104,10 @@ def _documents(cfg: CorpusConfig, counter: CharCounter, widths: list[int], words
         rows.append(_first_row(positions(enc, width), n))
         split_nl += enc.split_newlines
         pos += max(1, used)
+    if len(docs) < 2:
+        raise UserError(f"text too short for widths {min(widths)}-{max(widths)}: its {len(words)} words fill "
+                        f"{len(docs)} document(s) of {cfg.seq_len} tokens with this tokenizer; need 2 (one to train "
+                        "on, one to validate)")
     splits = split_documents(docs, doc_widths, cfg)
     n_train = len(splits["train"].width)
     pos_of = {"train": rows[:n_train], "validation": rows[n_train:]}

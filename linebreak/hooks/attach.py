@@ -5,16 +5,20 @@ finds: ``fn(tensor, name)`` sees the point's tensor (shape as declared in :mod:`
 may return a replacement, which the model then uses (like a TransformerLens hook). Returning ``None`` leaves
 the forward pass untouched, bit for bit.
 
-    hook_resid_pre        pre-hook of block L (its first input)
-    ln1.hook_normalized   output of the attention norm
-    attn.hook_q / hook_k  output of the Q/K projection (GPT-2, NeoX: the fused QKV), viewed per head
-    attn.hook_z           pre-hook of the attention output projection, viewed per head
-    attn.hook_pattern     the attention module's second output (eager attention's probabilities)
-    hook_resid_mid        pre-hook of the MLP norm (its input)
-    hook_resid_post       output of block L
+    hook_resid_pre                 pre-hook of block L (its first input)
+    ln1.hook_out                   output of the attention norm (none in a post-norm block)
+    ln1.hook_normalized / _scale   computed from the attention norm's input (arch.norm_stats), read-only
+    attn.hook_q / hook_k           output of the Q/K projection (GPT-2, NeoX: the fused QKV), viewed per head
+    attn.hook_q_normed / _k_normed output of the attention's q_norm / k_norm, viewed per head
+    attn.hook_z                    pre-hook of the attention output projection, viewed per head
+    attn.hook_pattern              the attention module's second output (eager attention's probabilities)
+    hook_resid_mid                 pre-hook of the module that reads it (the MLP's norm, or the MLP itself)
+    hook_resid_post                output of block L
 
 A module's "first input" is its first positional argument or, when called with keywords only, its
-``hidden_states`` (:func:`first_input`): the one place that knows how Hugging Face blocks are called.
+``hidden_states`` (:func:`first_input`): the one place that knows how Hugging Face blocks are called. A point
+the model does not have (``ln1`` in OLMo-2, ``hook_q_normed`` without a q/k norm) is a one-line
+:class:`~linebreak.io.UserError` from :mod:`linebreak.hooks.arch`.
 """
 
 from __future__ import annotations
@@ -48,37 +52,78 @@ def _read_only(name: str, new) -> None:
         raise ValueError(f"{name} can be read, not replaced (the block uses it inside its own forward)")
 
 
-def _qk_writer(model, layer: int, site: str):
-    """``write(module_output, new [..., H, d_head]) -> new module output`` for the queries or keys of ``layer``."""
+def _on_input(module, name, fn) -> list:
+    """``fn`` on ``module``'s first input (a pre-hook; a replacement becomes that input)."""
+    def pre(m, args, kwargs):
+        new = fn(first_input(args, kwargs), name)
+        return None if new is None else with_first_input(args, kwargs, new)
+    return [module.register_forward_pre_hook(pre, with_kwargs=True)]
+
+
+def _resid_pre(model, L, name, fn):
+    return _on_input(arch.blocks(model)[L], name, fn)
+
+
+def _resid_mid(model, L, name, fn):
+    if arch.parallel_residual(model):
+        raise ValueError(f"{name}: a parallel-residual block has no resid_mid (attention and MLP both read "
+                         "resid_pre)")
+    return _on_input(arch.resid_mid_reader(model, L), name, fn)
+
+
+def _resid_post(model, L, name, fn):
+    def post(m, args, out):
+        new = fn(_first(out), name)
+        return None if new is None else ((new, *out[1:]) if isinstance(out, tuple) else new)
+    return [arch.blocks(model)[L].register_forward_hook(post)]
+
+
+def _ln1(model, L, name, fn):
+    return [arch.attn_norm(model, L).register_forward_hook(lambda m, a, out: fn(out, name))]
+
+
+def _ln1_stat(j: int):
+    """Attach ``fn`` to TL's ``ln1.hook_normalized`` (``j = 0``) or ``ln1.hook_scale`` (``j = 1``)."""
+    def attach_stat(model, L, name, fn):
+        def stat(m, args, kwargs, out):
+            fn(arch.norm_stats(model, m, first_input(args, kwargs))[j], name)
+        return [arch.attn_norm(model, L).register_forward_hook(stat, with_kwargs=True)]
+    return attach_stat
+
+
+def _z(model, L, name, fn):
     lay = arch.layout(model)
-    H, Hkv, dh = lay.n_heads, lay.n_kv_heads, lay.d_head
-    if lay.arch == "gpt2":  # c_attn output: [q heads | k heads | v heads]
-        off = 0 if site == "q" else H * dh
 
-        def write(out, new):
-            out = out.clone()
-            out[..., off: off + H * dh] = new.flatten(-2)
-            return out
-    elif lay.arch == "neox":  # query_key_value output viewed as [H, (q | k | v), d_head]
-        j = 0 if site == "q" else 1
+    def per_head(x, n):
+        new = fn(x.unflatten(-1, (lay.n_heads, lay.d_head)), n)
+        return None if new is None else new.flatten(-2)
+    return _on_input(arch.out_proj(model, L), name, per_head)
 
-        def write(out, new):
-            out = out.clone()
-            out.unflatten(-1, (H, 3 * dh))[..., j * dh: (j + 1) * dh] = new
-            return out
-    elif site == "q":
-        def write(out, new):
-            return new.flatten(-2).to(out)
-    else:  # grouped keys: every query head of a key group must carry the group's one key
-        rep = H // Hkv
 
-        def write(out, new):
-            grouped = new.unflatten(-2, (Hkv, rep))
-            if rep > 1 and not bool((grouped == grouped[..., :1, :]).all()):
-                raise ValueError(f"blocks.{layer}.attn.hook_k: the query heads of a key group share one key "
-                                 f"(grouped-query attention); give them the same replacement")
-            return grouped[..., 0, :].flatten(-2).to(out)
-    return write
+def _pattern(model, L, name, fn):
+    def pattern(m, args, out):
+        if not isinstance(out, tuple) or len(out) < 2 or out[1] is None:
+            raise RuntimeError("the model returned no attention patterns (is attention eager?)")
+        fn(out[1], name)
+    return [arch.attention(model, L).register_forward_hook(pattern)]
+
+
+def _qk(site: str):
+    """Attach ``fn`` to the per-head queries or keys ``site`` (before or after the q/k norm)."""
+    def attach_qk(model, L, name, fn):
+        src = arch.qk_source(model, L, site)
+
+        def qk(m, args, out):
+            new = fn(src.read(out), name)
+            return None if new is None else src.write(out, new)
+        return [src.module.register_forward_hook(qk)]
+    return attach_qk
+
+
+_ATTACH = {"resid_pre": _resid_pre, "resid_mid": _resid_mid, "resid_post": _resid_post, "ln1": _ln1,
+           "ln1_normalized": _ln1_stat(0), "ln1_scale": _ln1_stat(1), "z": _z, "pattern": _pattern,
+           **{s: _qk(s) for s in arch.QK_SITES}}
+assert set(_ATTACH) == set(POINTS), "every declared hook point needs a place on the model"
 
 
 def attach(model, name: str, fn) -> list:
@@ -90,45 +135,4 @@ def attach(model, name: str, fn) -> list:
 
         def fn(x, n):  # noqa: F811 - the same hook, refusing a replacement
             _read_only(n, inner(x, n))
-
-    def pre(m, args, kwargs):
-        new = fn(first_input(args, kwargs), name)
-        return None if new is None else with_first_input(args, kwargs, new)
-
-    if site == "resid_pre":
-        return [arch.blocks(model)[L].register_forward_pre_hook(pre, with_kwargs=True)]
-    if site == "resid_mid":
-        if arch.parallel_residual(model):
-            raise ValueError(f"{name}: a parallel-residual block has no resid_mid (attention and MLP both read "
-                             "resid_pre)")
-        return [arch.mlp_norm(model, L).register_forward_pre_hook(pre, with_kwargs=True)]
-    if site == "resid_post":
-        def post(m, args, out):
-            new = fn(_first(out), name)
-            return None if new is None else ((new, *out[1:]) if isinstance(out, tuple) else new)
-        return [arch.blocks(model)[L].register_forward_hook(post)]
-    if site == "ln1":
-        return [arch.attn_norm(model, L).register_forward_hook(lambda m, a, out: fn(out, name))]
-    if site == "z":
-        lay = arch.layout(model)
-
-        def z_pre(m, args, kwargs):
-            new = fn(first_input(args, kwargs).unflatten(-1, (lay.n_heads, lay.d_head)), name)
-            return None if new is None else with_first_input(args, kwargs, new.flatten(-2))
-        return [arch.out_proj(model, L).register_forward_pre_hook(z_pre, with_kwargs=True)]
-    if site == "pattern":
-        def pattern(m, args, out):
-            if not isinstance(out, tuple) or len(out) < 2 or out[1] is None:
-                raise RuntimeError("the model returned no attention patterns (is attention eager?)")
-            fn(out[1], name)
-        return [arch.attention(model, L).register_forward_hook(pattern)]
-    handles, write = [], _qk_writer(model, L, site)  # q, k
-    for module, extract in arch.qk_sources(model, L):
-        def qk(m, args, out, extract=extract):
-            parts = extract(out)
-            if site not in parts:
-                return None
-            new = fn(parts[site], name)
-            return None if new is None else write(out, new)
-        handles.append(module.register_forward_hook(qk))
-    return handles
+    return _ATTACH[site](model, L, name, fn)

@@ -1,7 +1,8 @@
 """Interventions as hook functions on TransformerLens names, and small context managers that hold them.
 
 - :func:`ablate_heads` (``attn.hook_z``): some heads' outputs removed: their ``z`` set to zero, or to a mean.
-- :func:`edit_keys` (``attn.hook_k``): one head's keys rewritten by a function that also sees the token ids.
+- :func:`edit_keys` (``attn.hook_k``, or ``hook_k_normed`` on a q/k-norm model): one head's keys rewritten by a
+  function that also sees the token ids.
 - :func:`edit_resid_pre` (``hook_resid_pre``): the residual stream entering a block rewritten.
 - :func:`add_resid_noise` (``hook_resid_pre`` of every block, training mode only): relative Gaussian noise,
   the training pressure of ``linebreak train --resid-noise``.
@@ -51,23 +52,27 @@ def key_group(model, head: int) -> list[int]:
 def edit_keys(model, layer: int, head: int, fn):
     """Replace ``head``'s keys in ``layer`` by ``fn(k, input_ids)`` inside the block (``k [batch, pos, d_head]``
     before any rotary; ``input_ids [batch, pos]`` the batch being run, so ``fn`` can pick token positions). On
-    a grouped-query model the key is shared: every head of ``head``'s key group gets the new key."""
+    a grouped-query model the key is shared: ``hook_k`` holds one key per key/value head, so every head of
+    ``head``'s key group (:func:`key_group`) gets the new key. On a q/k-norm model (Qwen3, Gemma-3, OLMo-2) the
+    keys are read and replaced after the norm (``attn.hook_k_normed``), where they are what the score uses: an
+    edit before OLMo-2's norm, which spans every key head, would rescale the other heads' keys too."""
     batch: dict = {}
-    group = key_group(model, head)
+    lay = arch.layout(model)
+    kv_head = head // (lay.n_heads // lay.n_kv_heads)
 
     def grab(m, args, kwargs):
         batch["ids"] = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
 
     def edit(k, name):
-        new = fn(k[..., head, :], batch["ids"])
+        new = fn(k[..., kv_head, :], batch["ids"])
         k = k.clone()
-        for h in group:
-            k[..., h, :] = new
+        k[..., kv_head, :] = new
         return k
 
     handles = [model.register_forward_pre_hook(grab, with_kwargs=True)]
     try:
-        with hooks(model, [(hook_name("k", layer), edit)]):
+        site = "k_normed" if arch.has_qk_norm(model) else "k"
+        with hooks(model, [(hook_name(site, layer), edit)]):
             yield
     finally:
         handles[0].remove()

@@ -14,17 +14,20 @@ from linebreak.hooks import arch
 
 def head_outputs(model, layer: int, z, heads) -> dict:
     """Each head's write into the residual stream: ``z[..., h, :]`` through the output projection alone
-    (no bias). ``z [..., H, d_head]``; returns head -> ``[..., d_model]``."""
+    (no bias). ``z [..., H, d_head]`` (e.g. float32 on the CPU, from a cache) is run on the projection's own
+    device and dtype; returns head -> ``[..., d_model]`` float32 on the CPU (for a float32 CPU model, exactly
+    the projection's output)."""
     import torch
 
     proj = arch.out_proj(model, layer)
+    z = z.to(proj.weight)
     out = {}
     with torch.no_grad():
         zero = proj(torch.zeros_like(z.flatten(-2)[..., :1, :]))  # the bias alone, broadcastable
         for h in heads:
             only = torch.zeros_like(z)
             only[..., h, :] = z[..., h, :]
-            out[h] = proj(only.flatten(-2)) - zero
+            out[h] = (proj(only.flatten(-2)) - zero).float().cpu()
     return out
 
 

@@ -10,6 +10,13 @@ point run in the order given, each seeing what the previous one returned. The mo
 PyTorch module hooks on the Hugging Face modules), so with no replacing hook the logits are the model's own,
 bit for bit. Both runners are no-grad unless ``grad=True``; extra keyword arguments go to the model's forward
 (e.g. ``use_cache=False``).
+
+Devices: ``input_ids`` (a CPU tensor is fine) go to the model's device; hook functions see the model's own
+tensors (its device, its dtype) and a replacement should be built there (``.to(x)``); the logits come back as
+the model made them (a large-vocabulary model's logits are the largest tensor of a pass: they stay on the
+device). The cache of :func:`run_with_cache` is what the statistics read: float32 on the CPU
+(``.detach().float().cpu()``, which for a float32 model on the CPU is the tensor itself, so its numbers are
+bit-identical).
 """
 
 from __future__ import annotations
@@ -52,18 +59,21 @@ def run_with_hooks(model, input_ids, fwd_hooks=(), grad: bool = False, **model_k
     """One forward pass of ``input_ids [batch, pos]`` with ``fwd_hooks`` attached; returns the logits."""
     import torch
 
+    from linebreak.hooks.load import model_device
+
     with hooks(model, fwd_hooks), torch.set_grad_enabled(grad):
-        return model(input_ids=input_ids, **model_kwargs).logits
+        return model(input_ids=input_ids.to(model_device(model)), **model_kwargs).logits
 
 
 def run_with_cache(model, input_ids, names, fwd_hooks=(), grad: bool = False, **model_kwargs):
-    """One forward pass that also keeps the activations at ``names`` (detached): ``(logits, cache)``.
+    """One forward pass that also keeps the activations at ``names``: ``(logits, cache)``, the cache float32 on
+    the CPU, detached (see the module doc).
 
     ``fwd_hooks`` run before the caching hooks, so the cache holds what the model used after any edit."""
     cache: dict = {}
 
     def keep(x, name):
-        cache[name] = x.detach()
+        cache[name] = x.detach().float().cpu()
 
     logits = run_with_hooks(model, input_ids, [*fwd_hooks, *((n, keep) for n in names)], grad, **model_kwargs)
     return logits, cache

@@ -71,7 +71,7 @@ def plot_pca(top: TopHead, i_values, k_values, path_html: Path, path_png: Path) 
 
     nI = len(i_values)
     fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "scene"}]],
-                        subplot_titles=("residual (ln1) stream", f"through {top.name} W_Q / W_K"))
+                        subplot_titles=("residual stream (what attention reads)", f"through {top.name}'s QK"))
     pfig, paxes = new_figure(1, 2, figsize=(10, 4.5), subplot_kw={"projection": "3d"})
     for col, key in enumerate(("pca_residual", "pca_qk")):
         P = _arr(getattr(top, key))

@@ -47,7 +47,9 @@ DEFAULT = ProbeConfig()
 
 
 def _entries(acts, cfg: ProbeConfig) -> list[tuple[str, int]]:
-    sites = list(cfg.sites)
+    # what attention reads: ln1, or resid_pre where the model has no norm before attention (OLMo-2)
+    reads = acts.meta.get("attention_input_site", "ln1")
+    sites = list(dict.fromkeys(reads if s == "ln1" else s for s in cfg.sites))
     out = [("resid_pre", 0)] if hook_name("resid_pre", 0) in acts.acts and "resid_pre" not in sites else []
     out += [(s, L) for s in sites for L in acts.layers(s)]
     if not out:

@@ -5,7 +5,8 @@ through its ``W_K``: through the head, count ``i`` lines up with width ``k = i +
 in the raw residual stream it does not. :func:`qk_analysis` asks that of every head of a trained model, and
 reads one module at a time:
 
-1. :mod:`linebreak.qk.collect` — the documents, one forward pass, per-count and per-width means at ln1;
+1. :mod:`linebreak.qk.collect` — the documents, one forward pass, per-count and per-width means of what
+   attention reads (and, on a q/k-norm model, of each head's own normed queries and keys);
 2. :mod:`linebreak.qk.maps` — every head through its weights (rotary queries rotated to the newline), its
    cosine matrices (:mod:`linebreak.qk.twist`, the pure maths) and its mean logits split into count effect,
    width effect and interaction;
@@ -35,6 +36,31 @@ from linebreak.qk.verdict import lead_head, model_verdict, rank_heads, split_hal
 __all__ = ["QKConfig", "QKResult", "qk_analysis"]
 
 
+def query_frame(model, seq_len: int, probes: bool) -> str:
+    """How the queries were read, in the words the report prints after "Queries were read": the frame (rotated
+    to the newline or not), and, in the same line, what the analysis does otherwise for this model's
+    architecture and what it cannot do (the probe route on a q/k-norm model; soft-capped and windowed
+    logits). The same words as always for a model with none of these."""
+    frame = "rotated to the previous newline" if arch.is_rotary(model) else "weights (no positional rotation)"
+    notes = []
+    if arch.has_qk_norm(model):
+        notes.append("as the heads' own q/k-normed queries and keys (per-value means of what each head "
+                     "computes; the norm is not linear, so no residual direction maps through it"
+                     + (", and the probe route is not run" if probes else "") + ")")
+    caps = sorted({c for L in range(model.config.num_hidden_layers) if (c := arch.softcap(model, L))})
+    if caps:
+        notes.append("mean logits are before the soft cap c tanh(s / c), c = " + ", ".join(f"{c:g}" for c in caps)
+                     + " (monotone: their order and signs hold)")
+    windows = arch.sliding_windows(model)
+    short = [L for L, w in enumerate(windows) if w is not None and w < seq_len]
+    if short:
+        notes.append(f"layer{'s' * (len(short) > 1)} {', '.join(map(str, short))} attend{'s' * (len(short) == 1)} "
+                     f"only within a window of "
+                     f"{min(windows[L] for L in short)} tokens, shorter than the {seq_len}-token documents, so "
+                     "there a query that far past its newline cannot attend to it")
+    return "; ".join([frame, *notes])
+
+
 def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> QKResult:
     """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring); ``cfg``
     defaults to :class:`QKConfig` ()."""
@@ -47,13 +73,14 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
     data = collect(model, lay, ids, lab, cfg, lab[cfg.key_label], rotary)
     sums = data.halves.total()
     means = value_means(sums, cfg, len(ids))
-    tables = arch.rotary_tables(model, sums.q_n.shape[1] - 1) if rotary else None
+    n_off = sums.q_n.shape[1]
+    tables = [arch.rotary_tables(model, n_off - 1, L) for L in range(lay.n_layers)] if rotary else None
 
     # every head through its weights; the random controls, then the key-side shuffles, draw from one stream
     rng = np.random.default_rng(cfg.seed)
     scored = score_heads(model, lay, sums, means, tables, rng)
     route = (probe_route(data.rows, sums.q_n, model, lay, means.i_values, means.k_values, tables, cfg)
-             if cfg.probes else None)
+             if cfg.probes and not sums.normed else None)
     data.rows = None  # the token rows are the largest thing held; the probe route was their only reader
     positions = [(s.weights.layer, s.weights.head) for s in scored]
     measured = measure_heads(data.attention, lab, positions, cfg, rng)
@@ -69,7 +96,7 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
     verdict = model_verdict(heads, stability, probe_verdict(heads, route.fits) if route else None)
     return QKResult(
         config=cfg, layout=lay, n_docs=len(ids),
-        query_frame="rotated to the previous newline" if rotary else "weights (no positional rotation)",
+        query_frame=query_frame(model, ids.shape[1], cfg.probes),
         i_values=means.i_values, k_values=means.k_values, heads=heads,
         top=[top_head(by_position[(h.layer, h.head)], means) for h in shown],
         top_outputs=top_head_outputs(model, lay, ids, lab, [(h.layer, h.head) for h in shown], cfg),

@@ -2,15 +2,19 @@
 
 :class:`QKConfig` is what ``linebreak qk`` exposes as flags and what the presets (:data:`linebreak.presets.QK`)
 name. It is light on purpose (no torch, no model code), so the command line can list its fields quickly.
+``device`` and ``dtype`` (:class:`~linebreak.hooks.device.OnDevice`) say where the model runs and in what
+precision; the statistics are float32/float64 on the CPU whatever they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from linebreak.hooks.device import OnDevice
+
 
 @dataclass(frozen=True)
-class QKConfig:
+class QKConfig(OnDevice):
     split: str = field(default="validation", metadata={"help": "corpus split to analyse"})
     n_docs: int = field(default=128, metadata={"help": "documents to run through the model"})
     batch_size: int = 16

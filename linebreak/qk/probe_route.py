@@ -2,11 +2,12 @@
 
 Gurnee et al. (2025) take count probes through ``W_Q`` and width probes through ``W_K``. Here one logistic
 probe per count is fitted on the query tokens and one per key value on the newline tokens
-(:func:`linebreak.probe.estimators.value_probes`, held out by document), on the same ln1 rows the means come
-from; their weight vectors go through every head as the means do (a rotary head's query for count ``i`` is
-the probe through ``W_Q`` rotated by the offsets at which count ``i`` occurs) and are judged by the same
-verdict. Probes are discriminative directions, not centroids: they show what the head does to the directions
-that *tell counts apart*. The model's verdict stays on the means; this route is reported beside it.
+(:func:`linebreak.probe.estimators.value_probes`, held out by document), on the same rows of what attention
+reads that the means come from; their weight vectors go through every head as the means do (a rotary head's
+query for count ``i`` is the probe through ``W_Q`` rotated by the offsets at which count ``i`` occurs) and are
+judged by the same verdict. Probes are discriminative directions, not centroids: they show what the head does
+to the directions that *tell counts apart*. The model's verdict stays on the means; this route is reported
+beside it. A q/k-norm model has no such route: a direction does not map through a norm.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class ProbeRoute:
 def probe_route(rows: ProbeRows, q_n: np.ndarray | None, model, lay, i_values, k_values, tables,
                 cfg: QKConfig) -> ProbeRoute:
     """Every head judged with logistic value probes as its two sides, layer by layer. ``q_n [counts, offsets]``
-    weighs a rotary head's rotated probes by how often each count occurs at each offset (unused without
-    rotary). The controls draw from their own seed, so the means' numbers do not move."""
+    weighs a rotary head's rotated probes (``tables``: per layer) by how often each count occurs at each offset
+    (unused without rotary). The controls draw from their own seed, so the means' numbers do not move. Not for
+    a q/k-norm model: a probe is a direction, and no direction maps through a norm
+    (:func:`linebreak.qk.analysis.qk_analysis` leaves the route out there)."""
     c, o, g = (np.concatenate(a) for a in zip(*rows.q_lab))
     kv, kg = (np.concatenate(a) for a in zip(*rows.k_lab))
     rng = np.random.default_rng([cfg.seed, 1])
@@ -51,7 +54,7 @@ def probe_route(rows: ProbeRows, q_n: np.ndarray | None, model, lay, i_values, k
             qmap = twist.plain_query_map(pq.weights)
         else:
             n = q_n[pq.values]
-            qmap = rotated_query_map(n[:, :, None] * pq.weights[:, None, :], n, tables)
+            qmap = rotated_query_map(n[:, :, None] * pq.weights[:, None, :], n, tables[L])
         W_Q, _, W_K, _ = (t.double().numpy() for t in arch.qk_weights(model, L))
         for h in range(lay.n_heads):
             summary, _ = twist.head_summary(pq.weights, pk.weights, pq.values, pk.values, W_Q[h], W_K[h], rng,

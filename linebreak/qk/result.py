@@ -241,7 +241,7 @@ class QKResult(Result):
     config: QKConfig
     layout: Layout
     n_docs: int
-    query_frame: str
+    query_frame: str  # how the queries were read, what the architecture changes (qk.analysis.query_frame)
     i_values: np.ndarray
     k_values: np.ndarray
     heads: list[HeadSummary]

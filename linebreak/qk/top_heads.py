@@ -3,8 +3,8 @@
 The verdict rests on summary numbers; these details are what the figures draw (:mod:`linebreak.plots.qk`):
 
 - :func:`top_head` — a head's three cosine matrices and mean logits, and the joint PCA of the count means and
-  width means, once in the residual stream and once through the head's ``W_Q`` / ``W_K`` (the twist made
-  visible);
+  width means, once in the residual stream (what attention reads) and once through the head (its ``W_Q`` /
+  ``W_K``, or its own normed queries and keys on a q/k-norm model: the twist made visible);
 - :func:`top_head_outputs` — a second forward pass that sums the top heads' outputs (each head's ``z`` through
   the output projection alone) per characters remaining and reduces them by PCA. The paper finds 2 PCs carry
   92 % of the boundary heads' summed output.
@@ -35,7 +35,7 @@ def top_head(hq: HeadQK, means: Means) -> TopHead:
     """The detailed view of one head (count rows first, then width rows, in both PCAs)."""
     w = hq.weights
     Qm, Km = means.Q[w.layer], means.K[w.layer]
-    Q_thru, K_thru = hq.qmap(w.W_Q, w.b_Q), Km @ w.W_K
+    Q_thru, K_thru = hq.sides.query, hq.sides.key
     both = np.concatenate([Qm - Qm.mean(0), Km - Km.mean(0)])
     thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])
     return TopHead(name=w.name, layer=w.layer, head=w.head, matrices=hq.matrices, logits=hq.logits,

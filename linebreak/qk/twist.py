@@ -135,12 +135,13 @@ def _brief(stats: dict) -> dict:
 
 def plain_query_map(Q_side):
     """``map(W, b) -> Q_side @ W + b``: the query side through a map when position does not enter (no rotary),
-    as the head sees it. The bias adds the same vector to every row, so the centred cosines do not see it; the
-    head's logits do (``b=None``: no bias, as for the random control)."""
+    as the head sees it (``W=None``: the identity map). The bias adds the same vector to every row, so the
+    centred cosines do not see it; the head's logits do (``b=None``: no bias, as for the random control)."""
     Q = np.asarray(Q_side, dtype=np.float64)
 
-    def query_map(W, b=None):
-        return Q @ np.asarray(W, dtype=np.float64) + (0.0 if b is None else np.asarray(b, dtype=np.float64))
+    def query_map(W=None, b=None):
+        M = Q if W is None else Q @ np.asarray(W, dtype=np.float64)
+        return M + (0.0 if b is None else np.asarray(b, dtype=np.float64))
 
     return query_map
 
@@ -197,19 +198,21 @@ def score_decomposition(S: np.ndarray, i_values: np.ndarray, k_values: np.ndarra
 
 
 def head_summary(Q_side, K_side, i_values, k_values, W_Q, W_K, rng: np.random.Generator,
-                 query_map=None, b_Q=None) -> dict:
+                 query_map=None, b_Q=None, through=None) -> dict:
     """One head's three matrices (``qk``: through the head; ``identity``; ``control``: random maps of the same
     shape and norm) and their statistics, gains, ranking score and verdict. Returns (summary, matrices).
 
     ``query_map(W, b)`` gives the query-side vectors through a map ``W`` (with the head's bias ``b_Q``;
     ``None`` for the control); by default :func:`plain_query_map` of ``Q_side``. A rotary model's query is
     rotated by its offset to the key before the dot product, so its per-count query vectors depend on more
-    than the means (see :mod:`linebreak.qk.maps`).
+    than the means (see :mod:`linebreak.qk.maps`). ``through = (Q_thru, K_thru)`` gives the head's two sides
+    directly (a q/k-norm head's own normed sides, which no matrix maps the residual to); by default
+    ``(query_map(W_Q, b_Q), K_side @ W_K)``. The control maps the residual sides either way.
     """
     qmap = query_map or plain_query_map(Q_side)
     K = np.asarray(K_side, dtype=np.float64)
     R_Q, R_K = random_like(W_Q, rng), random_like(W_K, rng)
-    Q_thru, K_thru = qmap(W_Q, b_Q), K @ W_K
+    Q_thru, K_thru = through if through is not None else (qmap(W_Q, b_Q), K @ W_K)
     mats = {"qk": twist_matrix(Q_thru, K_thru),
             "identity": twist_matrix(Q_side, K_side),
             "control": twist_matrix(qmap(R_Q, None), K @ R_K)}

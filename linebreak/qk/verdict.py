@@ -17,7 +17,7 @@ import numpy as np
 from linebreak.qk import twist
 from linebreak.qk.collect import Sums, per_value_means
 from linebreak.qk.config import QKConfig
-from linebreak.qk.maps import HeadQK, HeadWeights, query_map
+from linebreak.qk.maps import HeadQK, HeadWeights, Tables, head_sides, layer_tables, query_map
 from linebreak.qk.result import (
     BestSummary,
     HalfCheck,
@@ -51,21 +51,23 @@ def rank_heads(scored: list[HeadQK], probes: dict | None, measured: dict) -> lis
     return out
 
 
-def half_summary(sums: Sums, weights: HeadWeights, i_values, k_values, tables, cfg: QKConfig) -> HeadTwist:
+def half_summary(sums: Sums, weights: HeadWeights, i_values, k_values, tables: Tables, cfg: QKConfig) -> HeadTwist:
     """One head's :func:`linebreak.qk.twist.head_summary` from one half's sums, over the full analysis' counts and
     widths that keep at least half the tokens a value needs there (``min_per_value // 2``, at least 2)."""
     min_n = max(2, cfg.min_per_value // 2)
     L = weights.layer
     iv, Qm = per_value_means(sums.q_sum[L][None, i_values].sum(2), sums.q_n[i_values].sum(1), i_values, min_n)
     kv, Km = per_value_means(sums.k_sum[L][None, k_values], sums.k_n[k_values], k_values, min_n)
-    qmap = query_map(sums.q_sum[L], sums.q_n, iv, Qm[0], tables)
+    t = layer_tables(tables, L)
+    qmap = query_map(sums.q_sum[L], sums.q_n, iv, Qm[0], t)
+    sides = head_sides(qmap, sums, weights, iv, kv, Km[0], t)
     summary, _ = twist.head_summary(Qm[0], Km[0], iv, kv, weights.W_Q, weights.W_K, np.random.default_rng(cfg.seed),
-                                    query_map=qmap, b_Q=weights.b_Q)
+                                    query_map=qmap, b_Q=weights.b_Q, through=(sides.query, sides.key))
     return from_dict(HeadTwist, summary)
 
 
-def split_half(halves: Sums, weights: HeadWeights, full_passes: bool, i_values, k_values, tables, cfg: QKConfig,
-               n_docs: int) -> SplitHalf:
+def split_half(halves: Sums, weights: HeadWeights, full_passes: bool, i_values, k_values, tables: Tables,
+               cfg: QKConfig, n_docs: int) -> SplitHalf:
     """The head judged again on each half of the documents (even and odd index; ``halves`` has the leading
     axis of 2), each with its own random control. ``holds_on_both_halves``: both halves reach the verdict the
     head has on all documents (``full_passes``)."""

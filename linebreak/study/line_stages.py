@@ -89,16 +89,17 @@ def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, u
     from linebreak.probe.result import save_probe
 
     settings = {"capture": dataclasses.asdict(sp.capture), "probe": dataclasses.asdict(sp.probe)}
+    cap = sp.capture
 
     def work(path: Path) -> dict:
         corpus = load_corpus(corpus_dir)
-        model, _ = load_model(model_dir)
+        model, _ = load_model(model_dir, cap.device, cap.dtype)
         ctrl_dir = save_control_model(model, corpus, path / "control_model", cfg_model)
-        runs = {}
-        for name, mdir, dst in (("model", model_dir, path), ("control", ctrl_dir, path / "control")):
-            m, _ = load_model(mdir)
-            runs[name] = analyse(capture(m, corpus, sp.capture), sp.probe)
-            save_probe(runs[name], dst)
+        runs = {"model": analyse(capture(model, corpus, cap), sp.probe)}
+        save_probe(runs["model"], path)
+        del model  # one model on the device at a time: the control is loaded once the model's capture is done
+        runs["control"] = analyse(capture(load_model(ctrl_dir, cap.device, cap.dtype)[0], corpus, cap), sp.probe)
+        save_probe(runs["control"], path / "control")
         return ProbeRuns(runs["model"], runs["control"]).to_json()
 
     return run_stage("probe", out / "probe", settings, upstream, work, reuse, log, ProbeRuns)
@@ -112,7 +113,7 @@ def qk_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upst
     from linebreak.qk.result import QKResult
 
     def work(path: Path) -> dict:
-        model, tok = load_model(model_dir)
+        model, tok = load_model(model_dir, sp.qk.device, sp.qk.dtype)
         res = qk_analysis(model, load_corpus(corpus_dir), sp.qk, tokenizer=tok).to_json()
         save_json(path / "qk.json", res)
         return res
@@ -131,7 +132,7 @@ def causal_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, 
         raise UserError("the causal stage needs the qk stage (it ablates the heads qk ranks)")
 
     def work(path: Path) -> dict:
-        model, tok = load_model(model_dir)
+        model, tok = load_model(model_dir, sp.causal.device, sp.causal.dtype)
         res = causal_checks(model, load_corpus(corpus_dir), qk_res.result, sp.causal, tokenizer=tok).to_json()
         save_json(path / "causal.json", res)
         return res

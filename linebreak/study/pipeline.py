@@ -13,6 +13,12 @@ Stages, each a folder under the output directory, each reused while its inputs a
 
 then ``report.md`` / ``report.json`` (:mod:`linebreak.study.findings` turns the stages' typed results into
 findings). The sweep (:mod:`linebreak.study.sweep`) runs the first four stages for many settings.
+
+``--device cpu|cuda`` and ``--dtype float32|bfloat16|float16`` (:class:`~linebreak.hooks.device.OnDevice`) are
+where the analysed model runs, the trained one or ``--model``'s, in probe, qk and causal (training stays on the
+CPU in float32; the mod-P reference is its own small model on the CPU); the device is checked before any stage
+runs. ``--layers`` limits the probe stage's capture to those layers (a 2-9B model's residual stream at every
+layer does not fit in memory; qk and causal read the layers they need themselves).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linebreak.config import require, tuples_from_text
+from linebreak.hooks.device import OnDevice
 from linebreak.io import UserError
 from linebreak.presets import STUDY as STUDY_PRESETS
 from linebreak.presets import StudyPreset, TrainPreset
@@ -33,7 +40,7 @@ RENAMED = {"manifold": "probe"}  # stage names of earlier versions
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(OnDevice):
     preset: str = field(default="default", metadata={"help": f"one of: {', '.join(STUDY_PRESETS)}"})
     seed: int = field(default=0, metadata={"help": "seed of the corpus, the model and the analyses"})
     widths: tuple[int, ...] = field(default=(), metadata={
@@ -42,9 +49,12 @@ class StudyConfig:
     model: str = field(default="", metadata={"help": "analyse this local HF causal LM instead of training"})
     text: str = field(default="", metadata={"help": "re-wrap this text file (needed with --model)"})
     reuse: bool = field(default=True, metadata={"help": "reuse finished stages whose inputs are unchanged"})
+    layers: tuple[int, ...] = field(default=(), metadata={
+        "help": "layers the probe stage captures and probes (empty: all)"})
 
     def __post_init__(self):
         tuples_from_text(self)  # "qk,grok" and "20:150" from code and old records
+        super().__post_init__()
         require(self.preset in STUDY_PRESETS,
                 f"unknown preset {self.preset!r}; choose from: {', '.join(STUDY_PRESETS)}")
         bad = sorted(set(self.skip) - set(SKIPPABLE))
@@ -58,24 +68,34 @@ class StudyConfig:
 
 
 def resolve(cfg: StudyConfig) -> StudyPreset:
-    """The study preset with the seed, widths and text of ``cfg`` applied."""
+    """The study preset with the seed, widths, text, device, dtype and probe layers of ``cfg`` applied."""
     p = STUDY_PRESETS[cfg.preset]
     data = dataclasses.replace(p.train.data, seed=cfg.seed, **({"widths": cfg.widths} if cfg.widths else {}),
                                **({"text": str(Path(cfg.text).resolve())} if cfg.text else {}))
     model = dataclasses.replace(p.train.train.model, init_seed=cfg.seed)
     optim = dataclasses.replace(p.train.train.optim, seed=cfg.seed)
     train = TrainPreset(data, dataclasses.replace(p.train.train, model=model, optim=optim))
-    return dataclasses.replace(p, train=train, qk=dataclasses.replace(p.qk, seed=cfg.seed),
-                               capture=dataclasses.replace(p.capture, seed=cfg.seed))
+    on = {"device": cfg.device, "dtype": cfg.dtype}
+    return dataclasses.replace(p, train=train, qk=dataclasses.replace(p.qk, seed=cfg.seed, **on),
+                               capture=dataclasses.replace(p.capture, seed=cfg.seed, layers=cfg.layers, **on),
+                               causal=dataclasses.replace(p.causal, **on))
 
 
 def run_study(cfg: StudyConfig, out: str | Path, log=print) -> dict:
     """Run every stage not skipped, then figures and the report; returns the report record."""
+    from linebreak.hooks.load import check_device
     from linebreak.study.findings import build_report
     from linebreak.study.line_stages import grok_stage, run_line_stages
 
     if not isinstance(cfg, StudyConfig):
         raise UserError("run_study needs a StudyConfig")
+    check_device(cfg.device, cfg.dtype)  # before any stage writes
+    if cfg.model:  # a bad model folder or tokenizer, before any stage writes
+        from linebreak.corpus.external import check_tokenizer
+        from linebreak.hooks.load import check_model_folder
+
+        check_model_folder(cfg.model)
+        check_tokenizer(cfg.model)
     out = Path(out)
     sp = resolve(cfg)
     t0 = time.perf_counter()
