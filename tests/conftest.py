@@ -43,6 +43,24 @@ def cli():
     return run
 
 
+# ---- a small wrapped corpus, made once per test module (tests/test_capture.py, test_device.py, ...)
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    from linebreak.corpus.store import CorpusConfig, generate_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "corpus"
+    generate_corpus(CorpusConfig(widths="12:24", seq_len=48, n_train=8, n_val=12, vocab_size=20,
+                                 max_word_len=6), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(corpus_dir):
+    from linebreak.corpus.store import load_corpus
+
+    return load_corpus(corpus_dir)
+
+
 # ---- a tiny newline model trained once per test session, and its qk and causal results
 # (tests/test_qk_model.py, tests/test_causal.py)
 @pytest.fixture(scope="session")

@@ -12,15 +12,6 @@ from test_external import byte_bpe, prose
 VOCAB_TEXT = prose(300)
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    from linebreak.corpus.store import CorpusConfig, generate_corpus
-
-    out = tmp_path_factory.mktemp("bad") / "corpus"
-    generate_corpus(CorpusConfig(widths="12:24", seq_len=48, n_train=8, n_val=12, vocab_size=20,
-                                 max_word_len=6), out)
-    return out
-
 
 @pytest.fixture(scope="module")
 def tokenizer():

@@ -14,23 +14,6 @@ from linebreak.hooks import arch, load
 from linebreak.io import UserError
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    from linebreak.corpus.store import CorpusConfig, generate_corpus
-
-    out = tmp_path_factory.mktemp("c") / "corpus"
-    generate_corpus(CorpusConfig(widths="12:24", seq_len=48, n_train=8, n_val=12, vocab_size=20,
-                                 max_word_len=6), out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def corpus(corpus_dir):
-    from linebreak.corpus.store import load_corpus
-
-    return load_corpus(corpus_dir)
-
-
 def gpt2(corpus, n_layer=2, seed=0):
     from linebreak.train.model import ModelConfig, build_model
 

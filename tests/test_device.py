@@ -22,21 +22,6 @@ N_LAYER, D = 3, 64
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the absent-device message")
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    from linebreak.corpus.store import CorpusConfig, generate_corpus
-
-    out = tmp_path_factory.mktemp("dev") / "corpus"
-    generate_corpus(CorpusConfig(widths="12:24", seq_len=48, n_train=8, n_val=12, vocab_size=20,
-                                 max_word_len=6), out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def corpus(corpus_dir):
-    from linebreak.corpus.store import load_corpus
-
-    return load_corpus(corpus_dir)
 
 
 @pytest.fixture(scope="module")

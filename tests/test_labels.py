@@ -56,3 +56,23 @@ def test_token_labels_hand_example():
     assert lab["next_is_newline"].tolist() == [False, False, True, False, False, False]
     assert lab["next_word_len"].tolist() == [2, 3, 1, 1, 2, -1]
     assert lab["line_index"].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_table_labels_hand_example():
+    # "<bos>ab c   de\nfg     hi" with columns at 0 and 7: lengths 0,2,2,3(pad),2,0,2,5(pad),2
+    from linebreak.corpus.labels import table_labels
+
+    lengths = np.array([0, 2, 2, 3, 2, 0, 2, 5, 2])
+    nl = np.array([0, 0, 0, 0, 0, 1, 0, 0, 0], bool)
+    pad = np.array([0, 0, 0, 1, 0, 0, 0, 1, 0], bool)
+    lab = token_labels(lengths, nl, 14)
+    tab = table_labels(lab, lengths, pad, np.array([0, 7, -1]), shifted=False)
+    assert lab["count"].tolist() == [0, 2, 4, 7, 9, 0, 2, 7, 9]
+    assert tab["col_index"].tolist() == [-1, 0, 0, 0, 1, -1, 0, 0, 1]
+    assert tab["next_col"].tolist() == [7, 7, 7, -1, -1, 7, 7, -1, -1]
+    assert tab["cell_start"].tolist() == [False, True, False, False, True, False, True, False, True]
+    assert tab["next_is_pad"].tolist() == [False, False, True, False, False, False, True, False, False]
+    assert tab["pad_determined"].tolist() == [False] * 7 + [True, False]  # the pad of row 1
+    assert not table_labels(lab, lengths, pad, np.array([0, 7]), shifted=True)["pad_determined"].any()
+    prose = table_labels(lab, lengths, pad, np.array([-1, -1]), shifted=False)  # a prose document
+    assert (prose["col_index"] == -1).all() and not prose["is_pad"].any()

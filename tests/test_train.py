@@ -209,3 +209,10 @@ def test_corpus_longer_than_n_ctx_names_the_fix(cli, tmp_path):
     assert rc == 0, err
     rc, _, err = cli("train", "--corpus", corpus, "--out", model, "--preset", "tiny", "--n-ctx", "32")
     assert rc == 2 and "--n-ctx 64" in err and "linebreak generate" not in err  # the preset's corpus would not fit
+
+
+def test_prose_metrics_have_no_pad_fields(run):
+    """A wrapped-prose run's metrics.json is what it was before table corpora: no pad metrics in it."""
+    saved = json.loads((run.out_dir / "metrics.json").read_text())
+    assert not any(k.startswith("pad_") for k in saved) and run.metrics.pad_acc_rows1 is None
+    assert json.loads((run.out_dir / "train_config.json").read_text())["optim"]["pad_loss_weight"] == 1.0

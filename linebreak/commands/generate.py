@@ -1,4 +1,6 @@
-"""``linebreak generate``: write a wrapped-text corpus folder (synthetic words, or ``--text FILE``)."""
+"""``linebreak generate``: write a wrapped-text corpus folder (synthetic words, or ``--text FILE``), or with
+``--layout table`` one of column-aligned tables (``linebreak.corpus.tables``), mixed with prose by
+``--table-fraction``."""
 
 from __future__ import annotations
 
@@ -33,4 +35,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<12}{s['documents']:>10}{s['tokens']:>12}{s['newlines']:>10}")
     print(f"widths {min(meta['widths'])}..{max(meta['widths'])} ({len(meta['widths'])} values), "
           f"{meta['n_word_types']} word types, vocabulary {meta['vocab_size']} tokens")
+    if meta.get("table"):
+        s = meta["stats"]["train"]
+        print(f"tables: {s['table_documents']} of {s['documents']} training documents ({s['shifted_documents']} "
+              f"with empty cells), {s['table_rows']} rows, {s['pads']} pads ({s['pads_determined']} determined); "
+              f"pad tokens of {meta['table']['min_pad']}..{meta['table']['max_pad']} spaces")
     return 0

@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
             ("  Bayes ceiling (first lines)", m.forced_break_acc_bayes),
             ("  where knowable", m.forced_break_acc_knowable), ("no-break accuracy", m.no_break_acc),
             ("newline accuracy", m.newline_acc), ("  posterior Bayes", m.newline_acc_posterior)]
+    if m.pad_positions_row0 is not None:  # a table corpus: the pad lengths by row, beside the Bayes reference
+        for row, what in (("row0", "row 0"), ("rows1", "rows >= 1")):
+            rows += [(f"pad accuracy, {what}", getattr(m, f"pad_acc_{row}")),
+                     ("  Bayes", getattr(m, f"pad_acc_bayes_{row}")),
+                     (f"pad CE, {what} (nats)", getattr(m, f"pad_ce_{row}")),
+                     ("  Bayes", getattr(m, f"pad_ce_bayes_{row}"))]
     for name, value in rows:
         print(f"{name:<30}{'n/a' if value is None else format(value, '.3f'):>8}")  # None: not defined
     return 0

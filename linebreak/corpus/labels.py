@@ -13,6 +13,19 @@ For token ``t`` of a document wrapped at width ``W`` (see docs/architecture.md, 
 
 A word token after a non-empty line carries a leading space, so its word length is its token length minus 1;
 a line-initial word (after ``<bos>`` or a newline) has none.
+
+A table document (:mod:`linebreak.corpus.tables`) is labelled from its column starts too (``layout``), and
+gains :data:`TABLE_LABEL_NAMES` (a line is a row; in a wrapped-prose document of a mixed corpus these are -1
+and False):
+
+- ``is_pad``: ``t`` is a pad (a run of spaces); ``next_is_pad``: the next token is one (the decision);
+- ``col_index``: the column ``t``'s first character lies in (-1 at ``<bos>`` and newlines);
+- ``next_col``: the first column start after ``count`` (-1 past the last column): at ``t`` before a pad
+  that does not skip an empty cell, the pad's length is ``next_col - count``;
+- ``cell_start``: ``t`` is the first word of a cell (it starts at a column start);
+- ``pad_determined``: ``t`` is a pad on a row >= 1 of a document without empty cells: its length follows
+  from the layout, which row 0 shows in full. (In a shifted document whether a pad skips a cell is a draw:
+  the Bayes reference of :mod:`linebreak.train.baselines` gives its probability.)
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import numpy as np
 
 LABEL_NAMES = ("count", "width", "remaining", "line_len", "is_newline", "next_is_newline", "next_word_len",
                "line_index")
+TABLE_LABEL_NAMES = ("is_pad", "next_is_pad", "col_index", "next_col", "cell_start", "pad_determined")
 
 
 def token_labels(token_lengths: np.ndarray, is_newline: np.ndarray, width: int) -> dict[str, np.ndarray]:
@@ -60,10 +74,46 @@ def next_value(word_len: np.ndarray) -> np.ndarray:
     return np.where(after < T, np.concatenate([word_len, [-1]])[after], -1).astype(np.int64)
 
 
+def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: np.ndarray,
+                 col_starts: np.ndarray, shifted: bool) -> dict[str, np.ndarray]:
+    """:data:`TABLE_LABEL_NAMES` of one document from its :func:`token_labels`, per-token lengths, pad mask
+    and column starts (entries < 0 are unused; none at all: a prose document)."""
+    starts = np.asarray(col_starts, dtype=np.int64)
+    starts = starts[starts >= 0]
+    count, nl = lab["count"], lab["is_newline"]
+    pad = np.asarray(is_pad, dtype=bool)
+    T = len(count)
+    if not len(starts):
+        no, none = np.zeros(T, dtype=bool), np.full(T, -1, dtype=np.int64)
+        return {"is_pad": no, "next_is_pad": no.copy(), "col_index": none, "next_col": none.copy(),
+                "cell_start": no.copy(), "pad_determined": no.copy()}
+    chars = np.where(nl, 0, np.asarray(token_lengths, dtype=np.int64))
+    begin = count - chars  # where t's first character sits on its line
+    real = (chars > 0) & ~nl
+    after = np.searchsorted(starts, count, side="right")
+    return {
+        "is_pad": pad,
+        "next_is_pad": np.concatenate([pad[1:], [False]]),
+        "col_index": np.where(real, np.searchsorted(starts, begin, side="right") - 1, -1).astype(np.int64),
+        "next_col": np.where(after < len(starts), starts[np.minimum(after, len(starts) - 1)], -1),
+        "cell_start": real & ~pad & np.isin(begin, starts),
+        "pad_determined": pad & (lab["line_index"] >= 1) & (not shifted),
+    }
+
+
 def labels_for_split(input_ids: np.ndarray, widths: np.ndarray, token_lengths_by_id: np.ndarray,
-                     newline_id: int) -> dict[str, np.ndarray]:
-    """:func:`token_labels` for every document of a split: each label as an array [n_docs, T]."""
+                     newline_id: int, layout: dict[str, np.ndarray] | None = None,
+                     pad_by_id: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`token_labels` for every document of a split: each label as an array [n_docs, T]; with a table
+    ``layout`` (``col_starts [n_docs, max_cols]``, ``shifted [n_docs]``) and the pad mask of the token ids,
+    also :func:`table_labels`."""
     input_ids = np.asarray(input_ids)
     per_doc = [token_labels(token_lengths_by_id[ids], ids == newline_id, int(w))
                for ids, w in zip(input_ids, np.asarray(widths))]
-    return {name: np.stack([d[name] for d in per_doc]) for name in LABEL_NAMES}
+    names = LABEL_NAMES
+    if layout is not None:
+        names += TABLE_LABEL_NAMES
+        for d, (ids, lab) in enumerate(zip(input_ids, per_doc)):
+            lab |= table_labels(lab, token_lengths_by_id[ids], pad_by_id[ids], layout["col_starts"][d],
+                                bool(layout["shifted"][d]))
+    return {name: np.stack([d[name] for d in per_doc]) for name in names}

@@ -7,7 +7,12 @@ width drawn uniformly from the chosen widths (or, with ``fill``, filled to that 
 :mod:`linebreak.corpus.wrap`), cut to exactly ``seq_len`` tokens; the width is never written in the text.
 Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text`` set, a user's
 file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
-Same settings, same bytes.
+With ``layout="table"`` a share ``table_fraction`` of the documents are column-aligned tables instead
+(:mod:`linebreak.corpus.tables`): the tokenizer then has pad tokens, each split also holds the documents'
+column starts (``col_starts [n_docs, max_cols]``, -1 beyond a document's columns and in prose documents) and
+``shifted [n_docs]``, and ``metadata.json`` gains ``table`` (the pad ids and what the table labels mean).
+A prose corpus's settings record leaves the table settings out, so its files are what they were before
+tables existed. Same settings, same bytes.
 
 Every corpus folder, whoever tokenizes it (:mod:`linebreak.corpus.external`), is made with the public steps
 :func:`refuse_existing`, :func:`split_documents`, :func:`corpus_meta`, :func:`write_corpus`.
@@ -22,9 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from linebreak.config import require, tuples_from_text
-from linebreak.corpus.labels import labels_for_split
+from linebreak.corpus import tables
+from linebreak.corpus.labels import TABLE_LABEL_NAMES, labels_for_split
 from linebreak.corpus.offsets import POSITION_KEYS, labels_for_positions
-from linebreak.corpus.tokenizer import BOS_ID, FIRST_WORD_ID, NEWLINE_ID, build_tokenizer, token_lengths
+from linebreak.corpus.tokenizer import (
+    BOS_ID,
+    FIRST_WORD_ID,
+    MIN_PAD,
+    NEWLINE_ID,
+    build_tokenizer,
+    first_pad_id,
+    pad_mask,
+    token_lengths,
+)
 from linebreak.corpus.words import WordVocab, read_text_words, sample_word_ids, synthetic_vocab, text_vocab
 from linebreak.corpus.wrap import check_fits, wrap_ids
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
@@ -32,6 +47,21 @@ from linebreak.io import UserError, load_json, load_tensors, save_json, save_ten
 FORMAT = "linebreak-corpus/1"
 SPLITS = ("train", "validation")
 DOC_SEPARATOR = "\n\f\n"  # between documents in the split's .txt file
+LAYOUTS = ("prose", "table")
+TABLE_FIELDS = ("table_fraction", "table_cols", "col_gap", "cell_words", "empty_cells")  # with layout
+LAYOUT_KEYS = ("col_starts", "shifted")  # a table corpus's per-document arrays beside input_ids
+TABLE_LABEL_MEANINGS = {
+    "is_pad": "the token is a pad (a run of k >= 2 spaces, character length k)",
+    "next_is_pad": "the next token is a pad: where a pad decision is scored",
+    "col_index": "the column the token's first character lies in (-1: <bos>, newline, prose document)",
+    "next_col": "the first column start after the token's count (-1: past the last column); before a pad "
+                "that skips no empty cell, the pad's length is next_col - count",
+    "cell_start": "the token is the first word of a cell (it starts at a column start)",
+    "pad_determined": "a pad on a row >= 1 of a document without empty cells: its length follows from the "
+                      "layout, which row 0 shows in full",
+    "line_index": "the row (0 = the first, where the layout is still a draw)",
+    "width": "a table document's width: the sum of its column widths",
+}
 
 
 @dataclass(frozen=True)
@@ -52,11 +82,41 @@ class CorpusConfig:
                 "characters left, if there is one (synthetic words only)"})
     seed: int = 0
     text: str = field(default="", metadata={"help": "re-wrap this UTF-8 text file (not synthetic words)"})
+    layout: str = field(default="prose", metadata={
+        "help": "prose (wrapped text) | table (column-aligned rows with pad tokens; linebreak.corpus.tables)"})
+    table_fraction: float = field(default=1.0, metadata={
+        "help": "layout table: the share of documents that are tables (the rest wrapped prose)"})
+    table_cols: tuple[int, ...] = field(default=(3, 4, 5, 6), metadata={
+        "help": "layout table: columns per document, drawn uniformly (a list or a range lo:hi)"})
+    col_gap: tuple[int, ...] = field(default=tuple(range(10, 17)), metadata={
+        "help": "layout table: each column's width, start to start, drawn uniformly: the match width"})
+    cell_words: int = field(default=2, metadata={"help": "layout table: words per cell, drawn from 1..this"})
+    empty_cells: float = field(default=0.0, metadata={
+        "help": "layout table: share of table documents whose every row after the first leaves a different "
+                "interior cell (or none) empty than the row above, so the k-th cell of the row above is not "
+                "the same column"})
 
     def __post_init__(self):
         tuples_from_text(self)  # "20:150" or "20,40,60" from code, sweep configs and old records
         require(bool(self.widths), "widths: none given (a list 20,40,60 or a range lo:hi with lo <= hi)")
         require(min(self.widths) > 0, f"widths must be positive, got {min(self.widths)}")
+        require(self.layout in LAYOUTS, f"layout {self.layout!r}: choose {' or '.join(LAYOUTS)}")
+        require(0 <= self.table_fraction <= 1, f"table_fraction must be within [0, 1], got {self.table_fraction}")
+        require(0 <= self.empty_cells <= 1, f"empty_cells must be within [0, 1], got {self.empty_cells}")
+        require(bool(self.table_cols) and bool(self.col_gap), "table_cols and col_gap: give at least one value")
+        least = 3 if self.empty_cells > 0 else 2  # an empty cell is an interior one
+        require(min(self.table_cols) >= least, f"table_cols must be >= {least}"
+                f"{' with empty_cells' if least == 3 else ''}, got {min(self.table_cols)}")
+        require(self.cell_words >= 1, f"cell_words must be positive, got {self.cell_words}")
+
+
+def config_record(cfg: CorpusConfig) -> dict:
+    """The settings as ``metadata.json`` records them: a prose corpus leaves the table settings out."""
+    record = asdict(cfg)
+    if cfg.layout == "prose":
+        for name in ("layout", *TABLE_FIELDS):
+            del record[name]
+    return record
 
 
 @dataclass
@@ -64,6 +124,7 @@ class CorpusSplit:
     input_ids: np.ndarray  # int64 [n_docs, seq_len]
     width: np.ndarray  # int64 [n_docs]
     positions: dict[str, np.ndarray] | None = None  # external corpora: per-position counts (corpus.offsets)
+    layout: dict[str, np.ndarray] | None = None  # table corpora: LAYOUT_KEYS (corpus.tables)
 
 
 @dataclass
@@ -75,12 +136,22 @@ class Corpus:
     token_lengths: np.ndarray  # [vocab] characters per token id (<bos> 0)
     newline_id: int
     bos_id: int
+    pad_by_id: np.ndarray | None = None  # [vocab] bool: pad tokens (table corpora)
 
-    def labels(self, split: str) -> dict[str, np.ndarray]:
+    def labels(self, split: str, n_docs: int | None = None) -> dict[str, np.ndarray]:
+        """The labels of the first ``n_docs`` documents (all by default) of ``split``."""
         s = self.splits[split]
         if s.positions is not None:
-            return labels_for_positions(s.input_ids, s.width, s.positions, self.newline_id)
-        return labels_for_split(s.input_ids, s.width, self.token_lengths, self.newline_id)
+            pos = {k: v[:n_docs] for k, v in s.positions.items()}
+            return labels_for_positions(s.input_ids[:n_docs], s.width[:n_docs], pos, self.newline_id)
+        layout = None if s.layout is None else {k: v[:n_docs] for k, v in s.layout.items()}
+        return labels_for_split(s.input_ids[:n_docs], s.width[:n_docs], self.token_lengths, self.newline_id,
+                                layout, self.pad_by_id)
+
+    @property
+    def table(self) -> dict | None:
+        """``metadata.json``'s ``table`` record (pad ids, the generator's settings), None for prose."""
+        return self.meta.get("table")
 
     @property
     def widths(self) -> list[int]:
@@ -111,22 +182,58 @@ def _check(cfg: CorpusConfig) -> list[int]:
         raise UserError("zipf and length_bias must be >= 0")
     if cfg.fill and cfg.text:
         raise UserError("fill works with synthetic words only, not with --text")
+    spellings = sum(26**n for n in range(cfg.min_word_len, cfg.max_word_len + 1))
+    if not cfg.text and cfg.vocab_size > spellings:
+        raise UserError(f"vocab_size {cfg.vocab_size}: only {spellings} distinct words have "
+                        f"{cfg.min_word_len}..{cfg.max_word_len} letters; give a smaller --vocab-size")
+    if cfg.layout == "table":
+        if cfg.text:
+            raise UserError("layout table works with synthetic words only, not with --text")
+        if min(cfg.col_gap) < cfg.max_word_len + MIN_PAD:
+            raise UserError(f"col_gap {min(cfg.col_gap)} is too narrow for words of {cfg.max_word_len} characters "
+                            f"and a pad of {MIN_PAD}: give --col-gap >= {cfg.max_word_len + MIN_PAD} or a "
+                            f"smaller --max-word-len")
     return widths
 
 
 def _synthetic_split(cfg, vocab, widths, n_docs, split_index):
     rng = np.random.default_rng([cfg.seed, 2, split_index])
-    n = len(vocab.words)
     ids = np.empty((n_docs, cfg.seq_len), dtype=np.int64)
     ids[:, 0] = BOS_ID
     doc_widths = rng.choice(widths, size=n_docs)
     lengths = vocab.lengths
     filler = _filler(vocab, rng) if cfg.fill else None
     for d in range(n_docs):
-        words = sample_word_ids(vocab, cfg.seq_len, rng, cfg.length_bias)
-        ids[d, 1:], _ = wrap_ids(words, lengths, int(doc_widths[d]), cfg.seq_len - 1,
-                                 FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID, filler)
+        ids[d, 1:] = _prose_document(cfg, vocab, lengths, int(doc_widths[d]), rng, filler)
     return CorpusSplit(ids, doc_widths.astype(np.int64))
+
+
+def _prose_document(cfg, vocab, lengths, width, rng, filler):
+    words = sample_word_ids(vocab, cfg.seq_len, rng, cfg.length_bias)
+    n = len(vocab.words)
+    return wrap_ids(words, lengths, width, cfg.seq_len - 1, FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID,
+                    filler)[0]
+
+
+def _table_split(cfg, vocab, widths, n_docs, split_index):
+    """Table documents, and with ``table_fraction`` < 1 wrapped prose documents among them."""
+    rng = np.random.default_rng([cfg.seed, 4, split_index])
+    ids = np.empty((n_docs, cfg.seq_len), dtype=np.int64)
+    ids[:, 0] = BOS_ID
+    doc_widths = np.empty(n_docs, dtype=np.int64)
+    col_starts = np.full((n_docs, max(cfg.table_cols)), -1, dtype=np.int64)
+    shifted = np.zeros(n_docs, dtype=np.int64)
+    filler = _filler(vocab, rng) if cfg.fill else None
+    cols, gaps = sorted(set(cfg.table_cols)), sorted(set(cfg.col_gap))
+    for d in range(n_docs):
+        if rng.random() < cfg.table_fraction:
+            ids[d, 1:], starts, doc_widths[d], shifted[d] = tables.table_document(
+                vocab, cfg.seq_len - 1, rng, cols, gaps, cfg.cell_words, cfg.empty_cells)
+            col_starts[d, :len(starts)] = starts
+        else:
+            doc_widths[d] = int(rng.choice(widths))
+            ids[d, 1:] = _prose_document(cfg, vocab, vocab.lengths, int(doc_widths[d]), rng, filler)
+    return CorpusSplit(ids, doc_widths, layout={"col_starts": col_starts, "shifted": shifted})
 
 
 def _filler(vocab: WordVocab, rng: np.random.Generator):
@@ -172,12 +279,23 @@ def split_documents(docs: list, doc_widths: list[int], cfg: CorpusConfig) -> dic
             "validation": CorpusSplit(ids[-n_val:], ws[-n_val:])}
 
 
-def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLINE_ID) -> dict:
-    labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id)
+def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLINE_ID,
+           pad_by_id: np.ndarray | None = None) -> dict:
+    labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id, split.layout, pad_by_id)
     lengths = tok_lengths[split.input_ids]
     is_word = (lengths > 0) & ~labels["is_newline"]
     prev = np.pad(labels["count"][:, :-1], ((0, 0), (1, 0)))
-    word_len = (lengths - (prev > 0))[is_word]  # a word after a non-empty line carries a space
+    spaced = prev > 0  # a word after a non-empty line carries a space ...
+    table = {}
+    if split.layout is not None:  # ... unless it starts a table's cell; a pad is no word
+        is_word &= ~labels["is_pad"]
+        spaced &= ~labels["cell_start"]
+        rows = labels["line_index"][:, -1] + 1
+        is_table = split.layout["col_starts"][:, 0] >= 0
+        table = {"table_documents": int(is_table.sum()), "shifted_documents": int(split.layout["shifted"].sum()),
+                 "table_rows": int(rows[is_table].sum()), "pads": int(labels["is_pad"].sum()),
+                 "pads_determined": int(labels["pad_determined"].sum())}
+    word_len = (lengths - spaced)[is_word]
     lines = labels["line_index"][:, -1] + 1
     return {
         "documents": len(split.width),
@@ -186,6 +304,7 @@ def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLIN
         "documents_per_width": {int(w): int((split.width == w).sum()) for w in np.unique(split.width)},
         "lines_per_width": {int(w): int(lines[split.width == w].sum()) for w in np.unique(split.width)},
         "word_length_histogram": {int(k): int(v) for k, v in enumerate(np.bincount(word_len)) if v},
+        **table,
     }
 
 
@@ -199,8 +318,8 @@ def build_corpus(cfg: CorpusConfig) -> tuple[dict[str, CorpusSplit], WordVocab, 
         return _text_splits(cfg, vocab, widths, words), vocab, widths
     check_fits(cfg.max_word_len, min(widths))
     vocab = synthetic_vocab(cfg.vocab_size, cfg.min_word_len, cfg.max_word_len, cfg.zipf, cfg.seed)
-    splits = {name: _synthetic_split(cfg, vocab, widths, n, i)
-              for i, (name, n) in enumerate(zip(SPLITS, (cfg.n_train, cfg.n_val)))}
+    make = _table_split if cfg.layout == "table" else _synthetic_split
+    splits = {name: make(cfg, vocab, widths, n, i) for i, (name, n) in enumerate(zip(SPLITS, (cfg.n_train, cfg.n_val)))}
     return splits, vocab, widths
 
 
@@ -209,20 +328,28 @@ def generate_corpus(cfg: CorpusConfig, out_dir: str | Path, force: bool = False)
     out_dir = Path(out_dir)
     refuse_existing(out_dir, force)
     splits, vocab, widths = build_corpus(cfg)
-    tokenizer = build_tokenizer(vocab.words)
+    extra = {}
+    if cfg.layout == "table":
+        longest = tables.max_pad(sorted(set(cfg.col_gap)), cfg.empty_cells)
+        extra["table"] = {"first_pad_id": first_pad_id(len(vocab.words)), "min_pad": MIN_PAD, "max_pad": longest,
+                          **{k: getattr(cfg, k) for k in TABLE_FIELDS},
+                          "labels": {k: TABLE_LABEL_MEANINGS.get(k) for k in ("line_index", "width",
+                                                                              *TABLE_LABEL_NAMES)}}
+    tokenizer = build_tokenizer(vocab.words, extra["table"]["max_pad"] if extra else 0)
     meta = corpus_meta(cfg, splits, widths, vocab.length_probs().tolist(), len(vocab.words),
-                       token_lengths(tokenizer), BOS_ID, NEWLINE_ID)
+                       token_lengths(tokenizer), BOS_ID, NEWLINE_ID, pad_by_id=pad_mask(tokenizer), **extra)
     return write_corpus(out_dir, tokenizer, splits, meta)
 
 
 def corpus_meta(cfg: CorpusConfig, splits: dict[str, CorpusSplit], widths: list[int],
                 word_length_probs: list[float], n_word_types: int, tok_lengths: np.ndarray, bos_id: int,
-                newline_id: int, **extra) -> dict:
-    """``metadata.json``: the settings, ``extra`` (e.g. ``tokenizer_of``), the word-length distribution the
-    Bayes references use, the token ids, per-split statistics and the fingerprint of the documents."""
+                newline_id: int, pad_by_id: np.ndarray | None = None, **extra) -> dict:
+    """``metadata.json``: the settings, ``extra`` (e.g. ``tokenizer_of``, ``table``), the word-length
+    distribution the Bayes references use, the token ids, per-split statistics and the fingerprint of the
+    documents (``pad_by_id``: the pad mask of a table corpus's token ids, for its statistics)."""
     meta = {
         "format": FORMAT,
-        "config": asdict(cfg),
+        "config": config_record(cfg),
         **extra,
         "text_sha256": hashlib.sha256(Path(cfg.text).read_bytes()).hexdigest() if cfg.text else None,
         "widths": widths,
@@ -232,7 +359,7 @@ def corpus_meta(cfg: CorpusConfig, splits: dict[str, CorpusSplit], widths: list[
         "seq_len": cfg.seq_len,
         "bos_id": bos_id,
         "newline_id": newline_id,
-        "stats": {name: _stats(s, tok_lengths, newline_id) for name, s in splits.items()},
+        "stats": {name: _stats(s, tok_lengths, newline_id, pad_by_id) for name, s in splits.items()},
     }
     meta["fingerprint"] = _fingerprint(splits, meta)
     return meta
@@ -245,7 +372,7 @@ def write_corpus(out_dir: Path, tokenizer, splits: dict[str, CorpusSplit], meta:
         tokenizer.save_pretrained(str(tmp))
         for name, s in splits.items():
             save_tensors(tmp / f"{name}.safetensors", {"input_ids": s.input_ids, "width": s.width,
-                                                       **(s.positions or {})})
+                                                       **(s.positions or {}), **(s.layout or {})})
             texts = tokenizer.batch_decode(s.input_ids[:, 1:].tolist())
             write_text(tmp / f"{name}.txt", DOC_SEPARATOR.join(texts) + "\n")
         save_json(tmp / "metadata.json", meta)
@@ -257,6 +384,8 @@ def _fingerprint(splits: dict[str, CorpusSplit], meta: dict) -> str:
     for name in SPLITS:
         h.update(np.ascontiguousarray(splits[name].input_ids).tobytes())
         h.update(np.ascontiguousarray(splits[name].width).tobytes())
+        for key in LAYOUT_KEYS if splits[name].layout is not None else ():
+            h.update(np.ascontiguousarray(splits[name].layout[key]).tobytes())
     h.update(repr(meta["word_length_probs"]).encode())
     return h.hexdigest()[:16]
 
@@ -293,8 +422,12 @@ def load_corpus(path: str | Path) -> Corpus:
         if ids is None or width is None or ids.ndim != 2 or len(width) != len(ids):
             raise UserError(f"corpus {name} split has the wrong tensors: {path}")
         pos = {k: t[k].numpy() for k in POSITION_KEYS} if all(k in t for k in POSITION_KEYS) else None
-        splits[name] = CorpusSplit(ids.numpy().astype(np.int64), width.numpy().astype(np.int64), pos)
+        layout = {k: t[k].numpy().astype(np.int64) for k in LAYOUT_KEYS if k in t} if "table" in meta else None
+        if layout is not None and (len(layout) < len(LAYOUT_KEYS) or any(len(v) != len(ids) for v in layout.values())):
+            raise UserError(f"corpus {name} split has the wrong layout tensors: {path}")
+        splits[name] = CorpusSplit(ids.numpy().astype(np.int64), width.numpy().astype(np.int64), pos, layout)
     tok_lengths = token_lengths(tokenizer)
     if int(max(s.input_ids.max() for s in splits.values())) >= len(tok_lengths):
         raise UserError(f"corpus token ids exceed its tokenizer's vocabulary: {path}")
-    return Corpus(path, meta, tokenizer, splits, tok_lengths, int(meta["newline_id"]), int(meta["bos_id"]))
+    pads = pad_mask(tokenizer) if "table" in meta else None
+    return Corpus(path, meta, tokenizer, splits, tok_lengths, int(meta["newline_id"]), int(meta["bos_id"]), pads)

@@ -74,3 +74,56 @@ def binary_ce(p: np.ndarray, y: np.ndarray, eps: float = 1e-12) -> float:
     """Mean binary cross-entropy (nats) of probabilities ``p`` for outcomes ``y``."""
     p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
+
+
+# ---- pad lengths in table corpora (linebreak.corpus.tables) -------------------------------------------------
+def pad_length_bayes(labels: dict[str, np.ndarray], col_starts: np.ndarray, pad_len: np.ndarray,
+                     table: dict, word_length_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Bayes reference for the length of the next pad, given that a pad comes, under the generator's
+    distribution (``table``: the corpus's ``table`` record), at every position where the next token is a pad.
+
+    Row 0: the next column start is a draw, ``start + g`` with ``g`` from :func:`linebreak.corpus.tables.
+    gap_posterior` given the cell's content length. Rows >= 1: row 0 has shown the whole layout, so the pad
+    ends at the next column start, unless a shifted document skips an empty cell there; that happens with
+    :func:`linebreak.corpus.tables.skip_probability`, where P(shifted) starts at ``empty_cells`` and is updated
+    by each finished row's pattern of empty cells. Returns ``(q, top)`` [n_docs, T]: the probability of the
+    pad that came (``pad_len``, the next token's length), and whether it is the most probable length (ties
+    count as right); 0 and False elsewhere.
+    """
+    from linebreak.corpus import tables as tab
+
+    gaps, empty = sorted(table["col_gap"]), float(table["empty_cells"])
+    content = tab.content_length_probs(word_length_probs, int(table["cell_words"]), max(gaps))
+    q, top = np.zeros(labels["count"].shape), np.zeros(labels["count"].shape, dtype=bool)
+    for d in range(len(q)):
+        starts = col_starts[d][col_starts[d] >= 0]
+        if not len(starts) or not labels["next_is_pad"][d].any():
+            continue
+        n_cols, p_shift, above, present = len(starts), empty, tab.NO_EMPTY, []
+        count, col, row = labels["count"][d], labels["col_index"][d], labels["line_index"][d]
+        for t in np.flatnonzero(labels["cell_start"][d] | labels["is_newline"][d] | labels["next_is_pad"][d]):
+            if labels["is_newline"][d][t]:  # a finished row: its pattern updates P(shifted)
+                missing = sorted(set(range(n_cols)) - set(present))
+                pattern = missing[0] if missing else tab.NO_EMPTY
+                if row[t] >= 2:  # the row that ended is row >= 1 (row 0 is full in every document)
+                    plain, shifted = tab.pattern_likelihood(n_cols, above, pattern)
+                    p_shift = p_shift * shifted / max(p_shift * shifted + (1 - p_shift) * plain, 1e-300)
+                above, present = pattern, []
+                continue
+            if labels["cell_start"][d][t]:
+                present.append(int(col[t]))
+            if not labels["next_is_pad"][d][t]:
+                continue
+            c, n = int(col[t]), int(count[t])
+            if row[t] == 0:
+                post = tab.gap_posterior(n - int(starts[c]), gaps, content)
+                dist = dict(zip((int(starts[c]) + g - n for g in gaps), post))
+            else:
+                skipped = len(present) < c + 1  # a column before this one was left empty in this row
+                ps = 0.0 if skipped else tab.skip_probability(n_cols, c, above, p_shift)
+                dist = {int(starts[c + 1]) - n: 1 - ps}
+                if ps > 0:
+                    dist[int(starts[c + 2]) - n] = ps
+            q[d, t] = dist.get(int(pad_len[d, t]), 0.0)
+            top[d, t] = q[d, t] >= max(dist.values()) - 1e-12
+    return q, top

@@ -23,7 +23,7 @@ import numpy as np
 
 from linebreak.corpus.store import Corpus
 from linebreak.hooks.interventions import add_resid_noise
-from linebreak.io import append_jsonl, read_jsonl
+from linebreak.io import UserError, append_jsonl, read_jsonl
 from linebreak.train import checkpoint
 from linebreak.train.config import OptimConfig, TrainConfig, check_settings
 from linebreak.train.metrics import evaluate_newlines
@@ -63,14 +63,20 @@ def make_optimizer(model, o: OptimConfig):
                              lr=o.lr, betas=(o.beta1, o.beta2), fused=False)
 
 
-def train_step(model, optimizer, x, lr: float, grad_clip: float) -> float:
-    """One optimisation step on the batch ``x``: next-token cross-entropy, clipped gradients, AdamW."""
+def train_step(model, optimizer, x, lr: float, grad_clip: float, target_weight=None) -> float:
+    """One optimisation step on the batch ``x``: next-token cross-entropy, clipped gradients, AdamW.
+    ``target_weight`` (a [vocab] tensor, or None for the plain mean) weighs each position's loss by its
+    target token: ``mean(w[target] * CE)`` (``OptimConfig.pad_loss_weight``)."""
     import torch
 
     for group in optimizer.param_groups:
         group["lr"] = lr
     logits = model(input_ids=x).logits
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+    if target_weight is None:
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+    else:
+        ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten(), reduction="none")
+        loss = (ce * target_weight[x[:, 1:].flatten()]).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -106,6 +112,11 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         start, elapsed = int(state["step"]), float(state["elapsed_s"])
     checkpoint.start_log(out_dir, resume, start)
     data = torch.as_tensor(corpus.splits["train"].input_ids, device=o.device)
+    target_weight = None
+    if o.pad_loss_weight != 1.0:
+        if corpus.pad_by_id is None:
+            raise UserError("pad_loss_weight weighs pad tokens, and this corpus has none (make it with --layout table)")
+        target_weight = torch.where(torch.as_tensor(corpus.pad_by_id, device=o.device), o.pad_loss_weight, 1.0)
     noise = torch.Generator(device=o.device)
     # relative noise in the residual stream, the pressure the paper gives for a curved count (off by default)
     hooks = add_resid_noise(model, o.resid_noise, noise) if o.resid_noise > 0 else []
@@ -122,7 +133,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
                    **evaluate_newlines(model, corpus, "validation", o.eval_docs)}
             losses = []
             append_jsonl(out_dir / "eval.jsonl", rec)
-            pbar.set_postfix(nl_ce=f"{rec['newline_ce']:.3f}", info=f"{rec['info_captured']:.2f}")
+            pads = {"pad_acc1": f"{rec['pad_acc_rows1']:.2f}"} if rec.get("pad_acc_rows1") is not None else {}
+            pbar.set_postfix(nl_ce=f"{rec['newline_ce']:.3f}", info=f"{rec['info_captured']:.2f}", **pads)
             if 0 < step < o.steps:
                 checkpoint.save(out_dir, model, optimizer, step, rec)
         if step == o.steps:
@@ -130,7 +142,7 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
         x = data[torch.as_tensor(batch_indices(step, o.batch_size, len(data), o.seed), device=o.device)]
         if hooks:  # this step's noise depends only on (seed, step), so a resumed run draws the same
             noise.manual_seed(int(np.random.SeedSequence([o.seed, step]).generate_state(1)[0]))
-        losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip))
+        losses.append(train_step(model, optimizer, x, lr_at(step, o), o.grad_clip, target_weight))
     pbar.close()
     for hook in hooks:
         hook.remove()

@@ -8,11 +8,11 @@ that kind among the validation documents) is ``None``, as in the JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from linebreak.results import Result
+from linebreak.results import OMIT, Result
 
 
 @dataclass
@@ -45,6 +45,20 @@ class TrainMetrics(Result):
     tokens_per_second: float
     n_params: int
     threads: int
+    # table corpora (linebreak.train.metrics.pad_metrics): the length of the next pad given that a pad comes,
+    # on row 0 (the layout still a draw) and rows >= 1 (the layout shown); left out of the JSON for prose
+    pad_acc_row0: float | None = field(default=None, metadata=OMIT)  # argmax over the pad tokens is right
+    pad_acc_rows1: float | None = field(default=None, metadata=OMIT)
+    pad_acc_vocab_row0: float | None = field(default=None, metadata=OMIT)  # argmax over the vocabulary
+    pad_acc_vocab_rows1: float | None = field(default=None, metadata=OMIT)
+    pad_ce_row0: float | None = field(default=None, metadata=OMIT)  # nats, renormalised over the pads
+    pad_ce_rows1: float | None = field(default=None, metadata=OMIT)
+    pad_ce_bayes_row0: float | None = field(default=None, metadata=OMIT)  # the generator's Bayes reference
+    pad_ce_bayes_rows1: float | None = field(default=None, metadata=OMIT)
+    pad_acc_bayes_row0: float | None = field(default=None, metadata=OMIT)
+    pad_acc_bayes_rows1: float | None = field(default=None, metadata=OMIT)
+    pad_positions_row0: int | None = field(default=None, metadata=OMIT)
+    pad_positions_rows1: int | None = field(default=None, metadata=OMIT)
 
     def __post_init__(self):
         self.newline_acc_by_width = {int(k): v for k, v in self.newline_acc_by_width.items()}  # JSON keys: str
