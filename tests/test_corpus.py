@@ -171,7 +171,8 @@ def test_bad_text_and_unknown_preset(cli, tmp_path):
     assert rc == 2 and "not found" in err
     long_word = tmp_path / "long.txt"
     long_word.write_text("short " + "x" * 40 + " words\n")
-    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word)
+    rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word,
+                     "--long-words", "refuse")  # the default, alone, puts it on a line of its own (test_long_words)
     assert rc == 2 and "longest word" in err
     rc, _, err = cli("generate", "--out", tmp_path / "c", "--preset", "tiny", "--text", long_word, "--fill", "yes")
     assert rc == 2 and "synthetic words only" in err and len(err.strip().splitlines()) == 1

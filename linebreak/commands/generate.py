@@ -1,6 +1,7 @@
 """``linebreak generate``: write a wrapped-text corpus folder (synthetic words, or ``--text FILE``), or with
 ``--layout table`` one of column-aligned tables (``linebreak.corpus.tables``), mixed with prose by
-``--table-fraction``."""
+``--table-fraction``. A word of the text longer than the line stands alone on its own line
+(``--long-words alone``, the default) or refuses the text (``--long-words refuse``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<12}{s['documents']:>10}{s['tokens']:>12}{s['newlines']:>10}")
     print(f"widths {min(meta['widths'])}..{max(meta['widths'])} ({len(meta['widths'])} values), "
           f"{meta['n_word_types']} word types, vocabulary {meta['vocab_size']} tokens")
+    if "long_words" in meta["config"]:
+        words, tokens = (sum(s[k] for s in meta["stats"].values()) for k in ("over_long_words", "over_long_tokens"))
+        print(f"over-long words (longer than the line, each alone on its own line, labelled over_long): {words} "
+              f"({tokens} tokens with the newlines ending their lines)")
     if meta.get("table"):
         s = meta["stats"]["train"]
         print(f"tables: {s['table_documents']} of {s['documents']} training documents ({s['shifted_documents']} "

@@ -2,8 +2,10 @@
 whether any head's twist lines up with the line limit (JSON, terminal table, figures).
 
 ``--device cpu|cuda`` and ``--dtype float32|bfloat16|float16``: where the model runs and in what precision (the
-statistics are float32/float64 on the CPU; qk.json's config records both). The analysis reads every layer
-(each head is judged), so ``--layers`` is not a qk setting; ``--n-docs`` and ``--batch-size`` bound its memory.
+statistics are float32/float64 on the CPU; qk.json's config records both). ``--layers 4:16`` (or ``4,8,12``)
+judges the heads of those layers only (default: every layer), each with the numbers it gets in an all-layer run;
+``--probe-rows`` caps the token rows the probe route keeps per layer (a seeded sample); a run whose sums,
+attention and rows would exceed ``--max-gb`` (default 8) is refused before the model runs, saying what to cut.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ For token ``t`` of a document wrapped at width ``W`` (see docs/architecture.md, 
 A word token after a non-empty line carries a leading space, so its word length is its token length minus 1;
 a line-initial word (after ``<bos>`` or a newline) has none.
 
+A text with words longer than the line (a URL, wrapped with ``long_words="alone"``: :mod:`linebreak.corpus.wrap`)
+gains ``over_long`` (:func:`over_long_lines`): ``t`` is on a line longer than ``W``; a newline, the line it ends
+(the rule and name of :mod:`linebreak.corpus.offsets`). Such a line is no sample of counting to the width.
+
 A table document (:mod:`linebreak.corpus.tables`) is labelled from its column starts too (``layout``), and
 gains :data:`TABLE_LABEL_NAMES` (a line is a row; in a wrapped-prose document of a mixed corpus these are -1
 and False):
@@ -74,6 +78,17 @@ def next_value(word_len: np.ndarray) -> np.ndarray:
     return np.where(after < T, np.concatenate([word_len, [-1]])[after], -1).astype(np.int64)
 
 
+def over_long_lines(lab: dict[str, np.ndarray]) -> np.ndarray:
+    """``over_long`` from labels of :func:`token_labels` (one document [T] or stacked [n_docs, T]): the token is
+    on a line longer than its width (a newline: the line it ends)."""
+    count, nl = np.atleast_2d(lab["count"]), np.atleast_2d(lab["is_newline"])
+    n, T = count.shape
+    line = np.atleast_2d(lab["line_index"]) - nl + np.arange(n)[:, None] * (T + 1)  # one key per (doc, line)
+    longest = np.zeros(n * (T + 1), dtype=np.int64)
+    np.maximum.at(longest, line.ravel(), count.ravel())
+    return (longest[line] > np.atleast_2d(lab["width"])).reshape(np.shape(lab["count"]))
+
+
 def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: np.ndarray,
                  col_starts: np.ndarray, shifted: bool) -> dict[str, np.ndarray]:
     """:data:`TABLE_LABEL_NAMES` of one document from its :func:`token_labels`, per-token lengths, pad mask
@@ -103,10 +118,11 @@ def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: 
 
 def labels_for_split(input_ids: np.ndarray, widths: np.ndarray, token_lengths_by_id: np.ndarray,
                      newline_id: int, layout: dict[str, np.ndarray] | None = None,
-                     pad_by_id: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     pad_by_id: np.ndarray | None = None, over_long: bool = False) -> dict[str, np.ndarray]:
     """:func:`token_labels` for every document of a split: each label as an array [n_docs, T]; with a table
     ``layout`` (``col_starts [n_docs, max_cols]``, ``shifted [n_docs]``) and the pad mask of the token ids,
-    also :func:`table_labels`."""
+    also :func:`table_labels`; with ``over_long`` (a text with words longer than the line), also
+    :func:`over_long_lines`."""
     input_ids = np.asarray(input_ids)
     per_doc = [token_labels(token_lengths_by_id[ids], ids == newline_id, int(w))
                for ids, w in zip(input_ids, np.asarray(widths))]
@@ -116,4 +132,7 @@ def labels_for_split(input_ids: np.ndarray, widths: np.ndarray, token_lengths_by
         for d, (ids, lab) in enumerate(zip(input_ids, per_doc)):
             lab |= table_labels(lab, token_lengths_by_id[ids], pad_by_id[ids], layout["col_starts"][d],
                                 bool(layout["shifted"][d]))
-    return {name: np.stack([d[name] for d in per_doc]) for name in names}
+    out = {name: np.stack([d[name] for d in per_doc]) for name in names}
+    if over_long:
+        out["over_long"] = over_long_lines(out)
+    return out

@@ -6,13 +6,18 @@ and the decoded documents as text. Each document is ``<bos>`` followed by words 
 width drawn uniformly from the chosen widths (or, with ``fill``, filled to that width: see
 :mod:`linebreak.corpus.wrap`), cut to exactly ``seq_len`` tokens; the width is never written in the text.
 Synthetic words are sampled independently from :mod:`linebreak.corpus.words`; with ``text`` set, a user's
-file is split into words (its newlines dropped) and re-wrapped in consecutive chunks.
+file is split into words (its newlines dropped) and re-wrapped in consecutive chunks; a word of the text
+longer than the narrowest width (a URL, a table rule) stands alone on its own line (``long_words="alone"``, as
+real wrappers do) or refuses the text (``"refuse"``). A corpus with such words records ``long_words`` in its
+settings, labels their lines ``over_long`` (:func:`linebreak.corpus.labels.over_long_lines`) and counts them
+(``over_long_words``, ``over_long_tokens`` per split); synthetic words longer than the line always refuse.
 With ``layout="table"`` a share ``table_fraction`` of the documents are column-aligned tables instead
 (:mod:`linebreak.corpus.tables`): the tokenizer then has pad tokens, each split also holds the documents'
 column starts (``col_starts [n_docs, max_cols]``, -1 beyond a document's columns and in prose documents) and
 ``shifted [n_docs]``, and ``metadata.json`` gains ``table`` (the pad ids and what the table labels mean).
-A prose corpus's settings record leaves the table settings out, so its files are what they were before
-tables existed. Same settings, same bytes.
+A prose corpus's settings record leaves the table settings out, and a corpus without over-long words leaves
+``long_words`` out, so their files are what they were before tables and over-long words existed. Same
+settings, same bytes.
 
 Every corpus folder, whoever tokenizes it (:mod:`linebreak.corpus.external`), is made with the public steps
 :func:`refuse_existing`, :func:`split_documents`, :func:`corpus_meta`, :func:`write_corpus`.
@@ -41,7 +46,7 @@ from linebreak.corpus.tokenizer import (
     token_lengths,
 )
 from linebreak.corpus.words import WordVocab, read_text_words, sample_word_ids, synthetic_vocab, text_vocab
-from linebreak.corpus.wrap import check_fits, wrap_ids
+from linebreak.corpus.wrap import LONG_WORDS, WrapError, check_fits, wrap_ids
 from linebreak.io import UserError, load_json, load_tensors, save_json, save_tensors, staging_dir, write_text
 
 FORMAT = "linebreak-corpus/1"
@@ -95,6 +100,10 @@ class CorpusConfig:
         "help": "layout table: share of table documents whose every row after the first leaves a different "
                 "interior cell (or none) empty than the row above, so the k-th cell of the row above is not "
                 "the same column"})
+    long_words: str = field(default="alone", metadata={
+        "help": "--text: a word longer than the line (a URL, a table rule): alone (on a line of its own, "
+                "labelled over_long, counted in metadata.json) | refuse (a one-line error). Synthetic words "
+                "always refuse: there a word longer than the line is a bug of the settings"})
 
     def __post_init__(self):
         tuples_from_text(self)  # "20:150" or "20,40,60" from code, sweep configs and old records
@@ -108,15 +117,35 @@ class CorpusConfig:
         require(min(self.table_cols) >= least, f"table_cols must be >= {least}"
                 f"{' with empty_cells' if least == 3 else ''}, got {min(self.table_cols)}")
         require(self.cell_words >= 1, f"cell_words must be positive, got {self.cell_words}")
+        require(self.long_words in LONG_WORDS, f"long_words {self.long_words!r}: choose {' or '.join(LONG_WORDS)}")
 
 
-def config_record(cfg: CorpusConfig) -> dict:
-    """The settings as ``metadata.json`` records them: a prose corpus leaves the table settings out."""
+def config_record(cfg: CorpusConfig, over_long: bool = False) -> dict:
+    """The settings as ``metadata.json`` records them: a prose corpus leaves the table settings out, and one
+    without words longer than the line (``over_long`` False: :func:`has_over_long`) leaves ``long_words`` out."""
     record = asdict(cfg)
     if cfg.layout == "prose":
         for name in ("layout", *TABLE_FIELDS):
             del record[name]
+    if not over_long:
+        del record["long_words"]
     return record
+
+
+def has_over_long(cfg: CorpusConfig, vocab: WordVocab, widths: list[int]) -> bool:
+    """Does the text have a word longer than the narrowest width? With ``long_words="refuse"`` that is a
+    one-line :class:`WrapError`; synthetic words: False (:func:`build_corpus` refuses such settings)."""
+    if not cfg.text:
+        return False
+    longest = max(vocab.words, key=len)
+    if len(longest) <= min(widths):
+        return False
+    if cfg.long_words == "refuse":
+        try:
+            check_fits(longest, min(widths))
+        except WrapError as e:
+            raise WrapError(f"{e}; --long-words alone puts such a word on a line of its own") from None
+    return True
 
 
 @dataclass
@@ -139,14 +168,21 @@ class Corpus:
     pad_by_id: np.ndarray | None = None  # [vocab] bool: pad tokens (table corpora)
 
     def labels(self, split: str, n_docs: int | None = None) -> dict[str, np.ndarray]:
-        """The labels of the first ``n_docs`` documents (all by default) of ``split``."""
+        """The labels of the first ``n_docs`` documents (all by default) of ``split`` (with ``over_long`` where
+        the corpus has words longer than the line)."""
         s = self.splits[split]
         if s.positions is not None:
             pos = {k: v[:n_docs] for k, v in s.positions.items()}
             return labels_for_positions(s.input_ids[:n_docs], s.width[:n_docs], pos, self.newline_id)
         layout = None if s.layout is None else {k: v[:n_docs] for k, v in s.layout.items()}
         return labels_for_split(s.input_ids[:n_docs], s.width[:n_docs], self.token_lengths, self.newline_id,
-                                layout, self.pad_by_id)
+                                layout, self.pad_by_id, self.over_long)
+
+    @property
+    def over_long(self) -> bool:
+        """Did words longer than the line stand alone on their lines (a word-level corpus of such a text,
+        which records ``long_words``)? Its labels then carry ``over_long``. External corpora: per position."""
+        return "long_words" in self.meta.get("config", {})
 
     @property
     def table(self) -> dict | None:
@@ -259,7 +295,7 @@ def _text_splits(cfg, vocab, widths, words):
         width = int(rng.choice(widths))
         try:
             toks, used = wrap_ids(stream[pos:pos + cfg.seq_len], lengths, width, cfg.seq_len - 1,
-                                  FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID)
+                                  FIRST_WORD_ID, FIRST_WORD_ID + n, NEWLINE_ID, long_words=cfg.long_words)
         except ValueError:  # the text ran out; a partial last document is dropped
             break
         docs.append(np.concatenate([[BOS_ID], toks]))
@@ -280,10 +316,16 @@ def split_documents(docs: list, doc_widths: list[int], cfg: CorpusConfig) -> dic
 
 
 def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLINE_ID,
-           pad_by_id: np.ndarray | None = None) -> dict:
-    labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id, split.layout, pad_by_id)
+           pad_by_id: np.ndarray | None = None, over_long: bool = False) -> dict:
+    labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id, split.layout, pad_by_id,
+                              over_long)
     lengths = tok_lengths[split.input_ids]
     is_word = (lengths > 0) & ~labels["is_newline"]
+    long = {}
+    if over_long:  # words longer than the line (each a token, alone on its line): counted apart
+        long = {"over_long_words": int((is_word & labels["over_long"]).sum()),
+                "over_long_tokens": int(labels["over_long"].sum())}
+        is_word &= ~labels["over_long"]
     prev = np.pad(labels["count"][:, :-1], ((0, 0), (1, 0)))
     spaced = prev > 0  # a word after a non-empty line carries a space ...
     table = {}
@@ -304,6 +346,7 @@ def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLIN
         "documents_per_width": {int(w): int((split.width == w).sum()) for w in np.unique(split.width)},
         "lines_per_width": {int(w): int(lines[split.width == w].sum()) for w in np.unique(split.width)},
         "word_length_histogram": {int(k): int(v) for k, v in enumerate(np.bincount(word_len)) if v},
+        **long,
         **table,
     }
 
@@ -314,9 +357,9 @@ def build_corpus(cfg: CorpusConfig) -> tuple[dict[str, CorpusSplit], WordVocab, 
     if cfg.text:
         words = read_text_words(cfg.text)
         vocab = text_vocab(words)
-        check_fits(max(vocab.words, key=len), min(widths))
+        has_over_long(cfg, vocab, widths)  # refuses a word longer than the line with long_words="refuse"
         return _text_splits(cfg, vocab, widths, words), vocab, widths
-    check_fits(cfg.max_word_len, min(widths))
+    check_fits(cfg.max_word_len, min(widths))  # whatever long_words says: here such a word is a bug
     vocab = synthetic_vocab(cfg.vocab_size, cfg.min_word_len, cfg.max_word_len, cfg.zipf, cfg.seed)
     make = _table_split if cfg.layout == "table" else _synthetic_split
     splits = {name: make(cfg, vocab, widths, n, i) for i, (name, n) in enumerate(zip(SPLITS, (cfg.n_train, cfg.n_val)))}
@@ -337,19 +380,21 @@ def generate_corpus(cfg: CorpusConfig, out_dir: str | Path, force: bool = False)
                                                                               *TABLE_LABEL_NAMES)}}
     tokenizer = build_tokenizer(vocab.words, extra["table"]["max_pad"] if extra else 0)
     meta = corpus_meta(cfg, splits, widths, vocab.length_probs().tolist(), len(vocab.words),
-                       token_lengths(tokenizer), BOS_ID, NEWLINE_ID, pad_by_id=pad_mask(tokenizer), **extra)
+                       token_lengths(tokenizer), BOS_ID, NEWLINE_ID, pad_by_id=pad_mask(tokenizer),
+                       over_long=has_over_long(cfg, vocab, widths), **extra)
     return write_corpus(out_dir, tokenizer, splits, meta)
 
 
 def corpus_meta(cfg: CorpusConfig, splits: dict[str, CorpusSplit], widths: list[int],
                 word_length_probs: list[float], n_word_types: int, tok_lengths: np.ndarray, bos_id: int,
-                newline_id: int, pad_by_id: np.ndarray | None = None, **extra) -> dict:
+                newline_id: int, pad_by_id: np.ndarray | None = None, over_long: bool = False, **extra) -> dict:
     """``metadata.json``: the settings, ``extra`` (e.g. ``tokenizer_of``, ``table``), the word-length
     distribution the Bayes references use, the token ids, per-split statistics and the fingerprint of the
-    documents (``pad_by_id``: the pad mask of a table corpus's token ids, for its statistics)."""
+    documents (``pad_by_id``: the pad mask of a table corpus's token ids, for its statistics; ``over_long``:
+    words longer than the line stood alone, :func:`has_over_long`)."""
     meta = {
         "format": FORMAT,
-        "config": config_record(cfg),
+        "config": config_record(cfg, over_long),
         **extra,
         "text_sha256": hashlib.sha256(Path(cfg.text).read_bytes()).hexdigest() if cfg.text else None,
         "widths": widths,
@@ -359,7 +404,7 @@ def corpus_meta(cfg: CorpusConfig, splits: dict[str, CorpusSplit], widths: list[
         "seq_len": cfg.seq_len,
         "bos_id": bos_id,
         "newline_id": newline_id,
-        "stats": {name: _stats(s, tok_lengths, newline_id, pad_by_id) for name, s in splits.items()},
+        "stats": {name: _stats(s, tok_lengths, newline_id, pad_by_id, over_long) for name, s in splits.items()},
     }
     meta["fingerprint"] = _fingerprint(splits, meta)
     return meta

@@ -36,23 +36,25 @@ from linebreak.qk.verdict import lead_head, model_verdict, rank_heads, split_hal
 __all__ = ["QKConfig", "QKResult", "qk_analysis"]
 
 
-def query_frame(model, seq_len: int, probes: bool) -> str:
+def query_frame(model, seq_len: int, probes: bool, layers: list[int] | None = None) -> str:
     """How the queries were read, in the words the report prints after "Queries were read": the frame (rotated
     to the newline or not), and, in the same line, what the analysis does otherwise for this model's
     architecture and what it cannot do (the probe route on a q/k-norm model; soft-capped and windowed
-    logits). The same words as always for a model with none of these."""
+    logits) in the analysed ``layers`` (None: every layer). The same words as always for a model with none of
+    these."""
+    layers = range(model.config.num_hidden_layers) if layers is None else layers
     frame = "rotated to the previous newline" if arch.is_rotary(model) else "weights (no positional rotation)"
     notes = []
     if arch.has_qk_norm(model):
         notes.append("as the heads' own q/k-normed queries and keys (per-value means of what each head "
                      "computes; the norm is not linear, so no residual direction maps through it"
                      + (", and the probe route is not run" if probes else "") + ")")
-    caps = sorted({c for L in range(model.config.num_hidden_layers) if (c := arch.softcap(model, L))})
+    caps = sorted({c for L in layers if (c := arch.softcap(model, L))})
     if caps:
         notes.append("mean logits are before the soft cap c tanh(s / c), c = " + ", ".join(f"{c:g}" for c in caps)
                      + " (monotone: their order and signs hold)")
     windows = arch.sliding_windows(model)
-    short = [L for L, w in enumerate(windows) if w is not None and w < seq_len]
+    short = [L for L in layers if windows[L] is not None and windows[L] < seq_len]
     if short:
         notes.append(f"layer{'s' * (len(short) > 1)} {', '.join(map(str, short))} attend{'s' * (len(short) == 1)} "
                      f"only within a window of "
@@ -62,8 +64,10 @@ def query_frame(model, seq_len: int, probes: bool) -> str:
 
 
 def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> QKResult:
-    """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring); ``cfg``
-    defaults to :class:`QKConfig` ()."""
+    """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring), or of the
+    heads of the layers ``cfg.layers``: those layers alone are hooked, kept and judged, and each of their heads
+    gets the numbers it gets when every layer is analysed (same means, probes, controls and shuffles).
+    ``cfg`` defaults to :class:`QKConfig` ()."""
     cfg = cfg or QKConfig()
     if cfg.key_label not in ("width", "line_len"):
         raise UserError(f"key_label must be width or line_len, not {cfg.key_label!r}")
@@ -72,9 +76,10 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
     data = collect(model, lay, ids, lab, cfg, lab[cfg.key_label], rotary)
     sums = data.halves.total()
+    layers = list(sums.layers)
     means = value_means(sums, cfg, len(ids))
     n_off = sums.q_n.shape[1]
-    tables = [arch.rotary_tables(model, n_off - 1, L) for L in range(lay.n_layers)] if rotary else None
+    tables = {L: arch.rotary_tables(model, n_off - 1, L) for L in layers} if rotary else None
 
     # every head through its weights; the random controls, then the key-side shuffles, draw from one stream
     rng = np.random.default_rng(cfg.seed)
@@ -82,8 +87,7 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
     route = (probe_route(data.rows, sums.q_n, model, lay, means.i_values, means.k_values, tables, cfg)
              if cfg.probes and not sums.normed else None)
     data.rows = None  # the token rows are the largest thing held; the probe route was their only reader
-    positions = [(s.weights.layer, s.weights.head) for s in scored]
-    measured = measure_heads(data.attention, lab, positions, cfg, rng)
+    measured = measure_heads(data.attention, lab, lay, cfg, rng)
     heads = rank_heads(scored, route.per_head if route else None, measured)
 
     # the verdict's head is always among the detailed heads
@@ -96,7 +100,8 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
     verdict = model_verdict(heads, stability, probe_verdict(heads, route.fits) if route else None)
     return QKResult(
         config=cfg, layout=lay, n_docs=len(ids),
-        query_frame=query_frame(model, ids.shape[1], cfg.probes),
+        layers=None if len(layers) == lay.n_layers else layers,
+        query_frame=query_frame(model, ids.shape[1], cfg.probes, layers),
         i_values=means.i_values, k_values=means.k_values, heads=heads,
         top=[top_head(by_position[(h.layer, h.head)], means) for h in shown],
         top_outputs=top_head_outputs(model, lay, ids, lab, [(h.layer, h.head) for h in shown], cfg),

@@ -56,6 +56,23 @@ def response_range(head: HeadSummary) -> float:
     return -1.0 if r is None or not np.isfinite(r) else float(r)
 
 
+def _groups(width: np.ndarray, count: np.ndarray, min_group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each token's (width, count) group index and whether its group has at least ``min_group`` tokens."""
+    groups = width.astype(np.int64) * 100003 + count.astype(np.int64)
+    _, inv, n = np.unique(groups, return_inverse=True, return_counts=True)
+    return inv, n[inv] >= min_group
+
+
+def shuffle_draws(width: np.ndarray, count: np.ndarray, min_group: int = KEY_SIDE_MIN_GROUP,
+                  n_shuffles: int = KEY_SIDE_SHUFFLES) -> int:
+    """How many uniform draws :func:`key_side_test` takes from its generator on these tokens: one per kept token
+    and shuffle, none when fewer than 3 are kept. The groups do not depend on the attention, so every head
+    takes the same number: a head not analysed is skipped by advancing the generator that far (each float64
+    uniform is one raw 64-bit draw)."""
+    n = int(_groups(width, count, min_group)[1].sum())
+    return n * n_shuffles if n >= 3 else 0
+
+
 def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
                   rng: np.random.Generator, min_group: int = KEY_SIDE_MIN_GROUP,
                   n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySide:
@@ -70,9 +87,7 @@ def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_l
     ``excess >= KEY_SIDE_MIN_EXCESS`` and ``p_value <= KEY_SIDE_MAX_P``.
     """
     nan = float("nan")
-    groups = width.astype(np.int64) * 100003 + count.astype(np.int64)
-    uniq, inv, n = np.unique(groups, return_inverse=True, return_counts=True)
-    keep = n[inv] >= min_group
+    inv, keep = _groups(width, count, min_group)
     if keep.sum() < 3:
         return KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False,
                        n=int(keep.sum()))
@@ -114,19 +129,26 @@ class Measured:
     key_side: KeySide
 
 
-def measure_heads(att: np.ndarray, lab: dict, heads: list[tuple[int, int]], cfg: QKConfig,
+def measure_heads(att: dict[int, np.ndarray], lab: dict, lay, cfg: QKConfig,
                   rng: np.random.Generator) -> dict[tuple[int, int], Measured]:
-    """Response curve and key-side test of every ``(layer, head)``, from ``att`` (attention of each query token
-    with a previous newline to it, in the order of :func:`linebreak.qk.collect.collect`). The shuffles draw
-    from ``rng`` in the order of ``heads``."""
+    """Response curve and key-side test of every head of the analysed layers, by ``(layer, head)``, from
+    ``att`` (per analysed layer, the attention of each query token with a previous newline to it
+    ``[tokens, n_heads]``, in the order of :func:`linebreak.qk.collect.collect`). The shuffles draw from ``rng``
+    in the order of all the model's heads (``lay``); the heads of a layer not analysed are jumped over
+    (:func:`shuffle_draws`), so a head gets the same shuffles whichever layers are analysed."""
     sel = lab["query"] & (lab["prev_nl"] >= 0)
     b, t = np.nonzero(sel)
     remaining, width, count = lab["remaining"][b, t], lab["width"][b, t], lab["count"][b, t]
     prev_len = lab["line_len"][b, lab["prev_nl"][b, t]]
     rem_values = np.arange(0, cfg.max_remaining + 1)
+    skip = lay.n_heads * shuffle_draws(width, count)
     out = {}
-    for L, h in heads:
-        a = att[:, L, h]
-        out[(L, h)] = Measured(response_curve(a, remaining, rem_values, cfg.min_per_value),
-                               key_side_test(a, width, count, prev_len, rng))
+    for L in range(lay.n_layers):
+        if L not in att:
+            rng.bit_generator.advance(skip)
+            continue
+        for h in range(lay.n_heads):
+            a = att[L][:, h]
+            out[(L, h)] = Measured(response_curve(a, remaining, rem_values, cfg.min_per_value),
+                                   key_side_test(a, width, count, prev_len, rng))
     return out

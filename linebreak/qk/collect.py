@@ -16,11 +16,16 @@ such a model the pass also keeps, per head, the per-value sums of the head's own
 
 One pass (:func:`collect`) keeps per-value sums (float64, for the means), the attention from every query token
 to its most recent previous newline (for the response curves and the key-side test), and, for the probe
-route, the token rows themselves. Every layer's tensors are reduced inside its own hooks as the forward pass
-reaches it, and the model is not asked to return its attentions, so at most one layer's attention pattern
-(``[batch, heads, T, T]``) is held at a time. Sums are kept apart for the even- and
-odd-numbered documents so the verdict can be judged again on each half
-(:func:`linebreak.qk.verdict.split_half`).
+route, a seeded sample of at most ``probe_rows`` token rows (:func:`probe_sample`, chosen before the pass).
+Every layer's tensors are reduced inside its own hooks as the forward pass reaches it, and the model is not
+asked to return its attentions, so at most one layer's attention pattern (``[batch, heads, T, T]``) is held at
+a time. Sums are kept apart for the even- and odd-numbered documents so the verdict can be judged again on each
+half (:func:`linebreak.qk.verdict.split_half`).
+
+Memory is bounded: only the analysed layers (``cfg.layers``, :func:`analysed_layers`) are hooked and kept,
+and what the pass will hold is planned from the labels and the layout before the model runs
+(:func:`planned_bytes`); a plan over ``cfg.max_gb`` is refused in one line that says what to cut
+(:func:`check_budget`). Every per-layer array has one entry per analysed layer, in order (``Sums.layers``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linebreak.capture.collect import sample_rows
 from linebreak.hooks import arch, load
 from linebreak.hooks.points import hook_name
 from linebreak.hooks.run import as_tensor, batches, hooks, run_with_hooks
@@ -69,6 +75,64 @@ def check_model(model, tokenizer, corpus) -> arch.Layout:
     return lay
 
 
+def analysed_layers(model, lay: arch.Layout, cfg: QKConfig) -> list[int]:
+    """The layers whose heads are judged: ``cfg.layers`` sorted and unique, or every layer when it is empty; a
+    layer the model does not have is a one-line :class:`UserError`."""
+    return [arch.check_layer(model, L) for L in sorted(set(cfg.layers))] if cfg.layers else list(range(lay.n_layers))
+
+
+def query_rows(lab: dict, rotary: bool) -> np.ndarray:
+    """``[n_docs, T]`` mask of the query tokens whose vectors are summed: the non-initial word tokens, and in a
+    rotary model only those with a previous newline (each is rotated to it, :mod:`linebreak.qk.maps`)."""
+    return lab["query"] & (lab["offset"] >= 0) if rotary else lab["query"]
+
+
+def probe_sample(rows: np.ndarray, n: int, seed) -> np.ndarray:
+    """The rows the probe route keeps, as a mask like ``rows`` (``[n_docs, T]``: its query and newline tokens):
+    all of them when there are at most ``n``, else a seeded sample of ``n``
+    (:func:`linebreak.capture.collect.sample_rows` over these rows). Chosen before the forward pass, so what the
+    route holds is bounded however many documents are run; query and newline rows are sampled alike, so both
+    keep their share."""
+    idx = np.flatnonzero(rows)
+    keep = np.zeros(rows.shape, dtype=bool)
+    keep.flat[idx[sample_rows(1, len(idx), n, seed)[0]]] = True
+    return keep
+
+
+def planned_bytes(lay: arch.Layout, n_layers: int, n_counts: int, n_offsets: int, n_keys: int, n_attention: int,
+                  n_probe_rows: int, normed: bool) -> dict[str, int]:
+    """Bytes :func:`collect` and the probe route will hold for ``n_layers`` analysed layers, by part:
+
+    - ``sums``: the float64 per-value sums of both halves, ``[2, n_layers, n_counts, n_offsets, d_model]`` for
+      the queries and ``[2, n_layers, n_keys, d_model]`` for the keys (and, on a q/k-norm model, the same per
+      head with ``n_heads * d_head`` in place of ``d_model``);
+    - ``attention``: float32 attention of ``n_attention`` query tokens to their newline, per layer and head;
+    - ``probe_rows``: ``n_probe_rows`` float32 rows of ``d_model`` per layer (0 without the route), and
+      ``probe_fit``: the route's float64 working copies of one layer's rows while its probes are fitted (about
+      three: the rows, their training subset and its standardised copy).
+    """
+    cells = 2 * n_layers * (n_counts * n_offsets + n_keys)
+    width = lay.d_model + (lay.n_heads * lay.d_head if normed else 0)
+    return {"sums": 8 * cells * width, "attention": 4 * n_attention * n_layers * lay.n_heads,
+            "probe_rows": 4 * n_probe_rows * n_layers * lay.d_model, "probe_fit": 8 * 3 * n_probe_rows * lay.d_model}
+
+
+def check_budget(plan: dict[str, int], cfg: QKConfig, n_layers: int) -> None:
+    """A one-line :class:`UserError` naming what to cut when ``plan`` (:func:`planned_bytes`) exceeds
+    ``cfg.max_gb``."""
+    total = sum(plan.values())
+    if total > cfg.max_gb * 1e9:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.1f}" for k, v in plan.items() if v)
+        raise UserError(f"this qk run would hold {total / 1e9:.1f} GB ({parts}; {n_layers} layers), over --max-gb "
+                        f"{cfg.max_gb:g}: choose --layers, fewer --n-docs, --probes false or a lower --probe-rows "
+                        f"(or raise --max-gb)")
+
+
+def layer_slot(layers: tuple[int, ...] | None, layer: int) -> int:
+    """Where model layer ``layer`` sits on a layer axis that holds ``layers`` in order (None: every layer)."""
+    return layer if layers is None else layers.index(layer)
+
+
 @dataclass
 class Sums:
     """Per-value sums of the vectors attention reads, and token counts. Queries per (count, offset to the
@@ -76,17 +140,19 @@ class Sums:
     ``q_n [counts, offsets]``, ``k_sum [n_layers, keys, d]``, ``k_n [keys]``; on a q/k-norm model also the
     heads' own normed queries and keys, ``qn_sum [n_layers, counts, offsets, n_heads, d_head]`` and
     ``kn_sum [n_layers, keys, n_heads, d_head]`` (None otherwise). With a leading axis of 2 (even, odd
-    documents) for the two halves."""
+    documents) for the two halves. The layer axis holds the model layers ``layers``, in order (None: every
+    layer, so that entry ``L`` is layer ``L``); :meth:`slot` finds a layer's entry."""
     q_sum: np.ndarray
     q_n: np.ndarray
     k_sum: np.ndarray
     k_n: np.ndarray
     qn_sum: np.ndarray | None = None
     kn_sum: np.ndarray | None = None
+    layers: tuple[int, ...] | None = None
 
     def _map(self, f) -> Sums:
         return Sums(*(None if a is None else f(a) for a in (self.q_sum, self.q_n, self.k_sum, self.k_n,
-                                                             self.qn_sum, self.kn_sum)))
+                                                             self.qn_sum, self.kn_sum)), layers=self.layers)
 
     def half(self, j: int) -> Sums:
         return self._map(lambda a: a[j])
@@ -94,6 +160,10 @@ class Sums:
     def total(self) -> Sums:
         """Both halves added up: the sums over all documents."""
         return self._map(lambda a: a.sum(0))
+
+    def slot(self, layer: int) -> int:
+        """The entry of model layer ``layer`` on the layer axis."""
+        return layer_slot(self.layers, layer)
 
     @property
     def normed(self) -> bool:
@@ -103,10 +173,10 @@ class Sums:
 
 @dataclass
 class ProbeRows:
-    """The token rows the probe route fits on, per layer and batch (float32), and their labels per batch:
-    ``q_lab`` (count, offset, document), ``k_lab`` (key value, document)."""
-    q: list[list[np.ndarray]]
-    k: list[list[np.ndarray]]
+    """The token rows the probe route fits on, per analysed layer (``{layer: [one float32 array per batch]}``),
+    and their labels per batch: ``q_lab`` (count, offset, document), ``k_lab`` (key value, document)."""
+    q: dict[int, list[np.ndarray]]
+    k: dict[int, list[np.ndarray]]
     q_lab: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     k_lab: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
@@ -114,7 +184,7 @@ class ProbeRows:
 @dataclass
 class Collected:
     halves: Sums  # leading axis 2: even / odd documents
-    attention: np.ndarray  # [query tokens with a previous newline, n_layers, n_heads], in np.nonzero order
+    attention: dict[int, np.ndarray]  # per analysed layer: [query tokens with a previous newline, n_heads]
     rows: ProbeRows | None  # None once the probe route has used them (or when it is off: empty lists)
 
 
@@ -125,48 +195,62 @@ def numpy64(x) -> np.ndarray:
 
 def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary: bool) -> Collected:
     """Per-value sums of what attention reads (query: count, key: key label), per-token attention to the
-    previous newline, and (``cfg.probes``, on a model without q/k norm) the token rows, in one streaming pass.
-    For a rotary model the query sums are kept per (count, offset) over the tokens that have a previous
-    newline, so that each head's queries can be rotated to it (:func:`linebreak.qk.maps.rotated_query_map`).
-    On a q/k-norm model the heads' own normed queries and keys are summed too (see the module doc)."""
+    previous newline, and (``cfg.probes``, on a model without q/k norm) a sample of the token rows
+    (:func:`probe_sample`), in one streaming pass over the layers ``cfg.layers`` (:func:`analysed_layers`), after
+    checking the plan against ``cfg.max_gb`` (:func:`check_budget`). For a rotary model the query sums are
+    kept per (count, offset) over the tokens that have a previous newline, so that each head's queries can be
+    rotated to it (:func:`linebreak.qk.maps.rotated_query_map`). On a q/k-norm model the heads' own normed
+    queries and keys are summed too (see the module doc)."""
     import torch
 
     from linebreak.progress import bar
 
-    nL, H, d, dh = lay.n_layers, lay.n_heads, lay.d_model, lay.d_head
+    layers = analysed_layers(model, lay, cfg)
+    slot = {L: j for j, L in enumerate(layers)}
+    nL, H, d, dh = len(layers), lay.n_heads, lay.d_model, lay.d_head
     rep = H // lay.n_kv_heads  # query heads per key/value head
     normed = arch.has_qk_norm(model)
     keep_rows = cfg.probes and not normed  # the probe route maps residual directions through W_Q / W_K
     max_c = int(lab["count"].max()) + 1
     max_k = int(key_values.max()) + 1
     n_off = int(lab["offset"][lab["query"]].max()) + 1 if rotary else 1
+    q_all, k_all = query_rows(lab, rotary), lab["is_newline"].astype(bool)
+    if "over_long" in lab:  # the newline of a line longer than its width (a URL alone) is no wrap decision
+        k_all &= ~np.asarray(lab["over_long"], dtype=bool)
+    to_nl = lab["query"] & (lab["prev_nl"] >= 0)  # query tokens whose attention to their newline is read
+    sampled = (probe_sample(q_all | k_all, cfg.probe_rows, [cfg.seed, 2]) if keep_rows  # its own random stream
+               else np.zeros_like(q_all))
+    check_budget(planned_bytes(lay, nL, max_c, n_off, max_k, int(to_nl.sum()), int(sampled.sum()), normed),
+                 cfg, nL)
     sums = Sums(np.zeros((2, nL, max_c, n_off, d)), np.zeros((2, max_c, n_off)),
                 np.zeros((2, nL, max_k, d)), np.zeros((2, max_k)),
                 np.zeros((2, nL, max_c, n_off, H, dh)) if normed else None,
-                np.zeros((2, nL, max_k, H, dh)) if normed else None)
-    att_rows: list[list[np.ndarray]] = [[] for _ in range(nL)]
-    rows = ProbeRows(q=[[] for _ in range(nL)], k=[[] for _ in range(nL)])
+                np.zeros((2, nL, max_k, H, dh)) if normed else None, layers=tuple(layers))
+    att_rows: dict[int, list[np.ndarray]] = {L: [] for L in layers}
+    rows = ProbeRows(q={L: [] for L in layers}, k={L: [] for L in layers})
     at = {}  # the current batch: row selections, filled in before its forward pass
 
     def reads(L):  # what the heads read: the attention norm's output (or the block input, post-norm)
+        j = slot[L]
+
         def fn(x, name):
             x = numpy64(x)
-            np.add.at(sums.q_sum, (at["qh"], L, at["qc"], at["qo"]), x[at["qm"]])
-            np.add.at(sums.k_sum, (at["kh"], L, at["kv"]), x[at["km"]])
+            np.add.at(sums.q_sum, (at["qh"], j, at["qc"], at["qo"]), x[at["qm"]])
+            np.add.at(sums.k_sum, (at["kh"], j, at["kv"]), x[at["km"]])
             if keep_rows:
-                rows.q[L].append(x[at["qm"]].astype(np.float32))
-                rows.k[L].append(x[at["km"]].astype(np.float32))
+                rows.q[L].append(x[at["pq"]].astype(np.float32))
+                rows.k[L].append(x[at["pk"]].astype(np.float32))
         return fn
 
     def normed_q(L):
         def fn(q, name):
-            np.add.at(sums.qn_sum, (at["qh"], L, at["qc"], at["qo"]), numpy64(q)[at["qm"]])
+            np.add.at(sums.qn_sum, (at["qh"], slot[L], at["qc"], at["qo"]), numpy64(q)[at["qm"]])
         return fn
 
     def normed_k(L):
         def fn(k, name):
             k = k.repeat_interleave(rep, -2)  # one key per query head: head h reads key head h // rep
-            np.add.at(sums.kn_sum, (at["kh"], L, at["kv"]), numpy64(k)[at["km"]])
+            np.add.at(sums.kn_sum, (at["kh"], slot[L], at["kv"]), numpy64(k)[at["km"]])
         return fn
 
     def to_newline(L):  # attention from query tokens to their most recent previous newline
@@ -176,31 +260,29 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
         return fn
 
     site = arch.attention_input_site(model)
-    fwd = [(hook_name(site, L), reads(L)) for L in range(nL)]
-    fwd += [(hook_name("pattern", L), to_newline(L)) for L in range(nL)]
+    fwd = [(hook_name(site, L), reads(L)) for L in layers]
+    fwd += [(hook_name("pattern", L), to_newline(L)) for L in layers]
     if normed:
-        fwd += [(hook_name(s, L), f(L)) for L in range(nL) for s, f in (("q_normed", normed_q),
-                                                                           ("k_normed", normed_k))]
+        fwd += [(hook_name(s, L), f(L)) for L in layers for s, f in (("q_normed", normed_q),
+                                                                      ("k_normed", normed_k))]
+    offsets = lab["offset"] if rotary else np.zeros_like(lab["offset"])  # offset 0 only without rotary
     with hooks(model, fwd):
         for s, e in bar(list(batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
-            qm, c, off = lab["query"][s:e], lab["count"][s:e], lab["offset"][s:e]
-            if rotary:
-                qm = qm & (off >= 0)
-            km, kv = lab["is_newline"][s:e].astype(bool), key_values[s:e]
+            qm, km, c, kv, off = q_all[s:e], k_all[s:e], lab["count"][s:e], key_values[s:e], offsets[s:e]
+            pq, pk = qm & sampled[s:e], km & sampled[s:e]
             half = np.broadcast_to(np.arange(s, e)[:, None] % 2, qm.shape)  # document parity
             doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)  # document index
-            o = off[qm] if rotary else np.zeros(int(qm.sum()), dtype=np.int64)
             pn = lab["prev_nl"][s:e]
-            b, t = np.nonzero(lab["query"][s:e] & (pn >= 0))
-            at.update(qm=qm, qh=half[qm], qc=c[qm], qo=o, km=km, kh=half[km], kv=kv[km], b=b, t=t, s=pn[b, t])
-            np.add.at(sums.q_n, (half[qm], c[qm], o), 1)
+            b, t = np.nonzero(to_nl[s:e])
+            at.update(qm=qm, qh=half[qm], qc=c[qm], qo=off[qm], km=km, kh=half[km], kv=kv[km], pq=pq, pk=pk,
+                      b=b, t=t, s=pn[b, t])
+            np.add.at(sums.q_n, (half[qm], c[qm], off[qm]), 1)
             np.add.at(sums.k_n, (half[km], kv[km]), 1)
             if keep_rows:
-                rows.q_lab.append((c[qm], o, doc[qm]))
-                rows.k_lab.append((kv[km], doc[km]))
+                rows.q_lab.append((c[pq], off[pq], doc[pq]))
+                rows.k_lab.append((kv[pk], doc[pk]))
             run_with_hooks(model, as_tensor(ids[s:e]), use_cache=False)  # patterns come from the hooks alone
-    att = (np.stack([np.concatenate(a) for a in att_rows], axis=1) if att_rows[0]
-           else np.zeros((0, nL, H)))
+    att = {L: np.concatenate(a) if a else np.zeros((0, H)) for L, a in att_rows.items()}
     return Collected(sums, att, rows)
 
 
@@ -216,11 +298,17 @@ def per_value_means(sums: np.ndarray, counts: np.ndarray, values: np.ndarray, mi
 class Means:
     """The two sides as the verdict reads them: counts ``i_values`` with their per-layer means
     ``Q [n_layers, I, d]``, key values ``k_values`` with ``K [n_layers, K, d]``, of what attention reads (a
-    q/k-norm head's own sides are taken from the sums over the same values, :func:`linebreak.qk.maps.head_sides`)."""
+    q/k-norm head's own sides are taken from the sums over the same values, :func:`linebreak.qk.maps.head_sides`).
+    The layer axis holds the analysed ``layers``, as in :class:`Sums`."""
     i_values: np.ndarray
     Q: np.ndarray
     k_values: np.ndarray
     K: np.ndarray
+    layers: tuple[int, ...] | None = None
+
+    def slot(self, layer: int) -> int:
+        """The entry of model layer ``layer`` on the layer axis."""
+        return layer_slot(self.layers, layer)
 
 
 def value_means(sums: Sums, cfg: QKConfig, n_docs: int) -> Means:
@@ -234,4 +322,4 @@ def value_means(sums: Sums, cfg: QKConfig, n_docs: int) -> Means:
                         f"{cfg.min_values}); use more documents or a lower --min-per-value")
     if len(i_values) < cfg.min_values:
         raise UserError(f"too few counts: only {len(i_values)} counts have >= {cfg.min_per_value} tokens")
-    return Means(i_values, Q, k_values, K)
+    return Means(i_values, Q, k_values, K, sums.layers)

@@ -37,7 +37,7 @@ from linebreak.qk.result import Comparison, HeadTwist
 from linebreak.results import from_dict
 
 QueryMap = Callable[..., np.ndarray]  # map(W=None, b=None) -> [counts, d_head]; W None: the identity map
-Tables = list | None  # the model's rotary tables per layer (arch.rotary_tables), None without rotary
+Tables = dict | None  # the model's rotary tables by analysed layer (arch.rotary_tables), None without rotary
 
 
 def rotated_query_map(S: np.ndarray, n: np.ndarray, tables) -> QueryMap:
@@ -103,11 +103,11 @@ def head_sides(qmap: QueryMap, sums: Sums, w: HeadWeights, i_values, k_values, K
     if not sums.normed:
         K = K_means @ w.W_K
         return Sides(qmap(w.W_Q, w.b_Q), K, K + (0.0 if w.b_K is None else w.b_K))
-    L, h = w.layer, w.head
-    S, n = sums.qn_sum[L][:, :, h, :], sums.q_n
+    j, h = sums.slot(w.layer), w.head
+    S, n = sums.qn_sum[j][:, :, h, :], sums.q_n
     Q = (S[i_values].sum(1) / n[i_values].sum(1)[:, None] if tables is None
          else rotated_query_map(S[i_values], n[i_values], tables)())
-    K = sums.kn_sum[L][k_values, h] / sums.k_n[k_values][:, None]
+    K = sums.kn_sum[j][k_values, h] / sums.k_n[k_values][:, None]
     return Sides(Q, K, K)
 
 
@@ -138,19 +138,31 @@ def layer_tables(tables: Tables, layer: int):
     return None if tables is None else tables[layer]
 
 
+def analysed(sums: Sums, lay) -> tuple[int, ...]:
+    """The model layers ``sums`` holds (every layer of ``lay`` when it does not say)."""
+    return tuple(range(lay.n_layers)) if sums.layers is None else sums.layers
+
+
 def score_heads(model, lay, sums: Sums, means: Means, tables: Tables, rng: np.random.Generator) -> list[HeadQK]:
-    """Every head through its own ``W_Q`` / ``W_K`` (or, with q/k norms, its own normed sides), in (layer,
-    head) order; each head's random control draws from ``rng`` in that order."""
+    """Every head of the analysed layers (``sums.layers``) through its own ``W_Q`` / ``W_K`` (or, with q/k
+    norms, its own normed sides), in (layer, head) order. Each head's random control draws from ``rng`` in the
+    order of all the model's heads: the heads of a layer not analysed draw theirs and drop them
+    (:func:`linebreak.qk.twist.skip_controls`), so a head gets the same control whichever layers are analysed."""
     out = []
+    layers = analysed(sums, lay)
     for L in range(lay.n_layers):
+        if L not in layers:
+            twist.skip_controls(lay.n_heads, (lay.d_model, lay.d_head), rng)
+            continue
+        j = sums.slot(L)
         W_Q, b_Q, W_K, b_K = (t.double().numpy() for t in arch.qk_weights(model, L))
         t = layer_tables(tables, L)
-        qmap = query_map(sums.q_sum[L], sums.q_n, means.i_values, means.Q[L], t)
+        qmap = query_map(sums.q_sum[j], sums.q_n, means.i_values, means.Q[j], t)
         divisor = arch.score_divisor(model, L)
         for h in range(lay.n_heads):
             w = HeadWeights(L, h, W_Q[h], b_Q[h], W_K[h], b_K[h])
-            sides = head_sides(qmap, sums, w, means.i_values, means.k_values, means.K[L], t)
-            summary, mats = twist.head_summary(means.Q[L], means.K[L], means.i_values, means.k_values, W_Q[h],
+            sides = head_sides(qmap, sums, w, means.i_values, means.k_values, means.K[j], t)
+            summary, mats = twist.head_summary(means.Q[j], means.K[j], means.i_values, means.k_values, W_Q[h],
                                                W_K[h], rng, query_map=qmap, b_Q=b_Q[h],
                                                through=(sides.query, sides.key))
             S = mean_logits(sides, divisor)

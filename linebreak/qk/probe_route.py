@@ -36,16 +36,20 @@ class ProbeRoute:
 
 def probe_route(rows: ProbeRows, q_n: np.ndarray | None, model, lay, i_values, k_values, tables,
                 cfg: QKConfig) -> ProbeRoute:
-    """Every head judged with logistic value probes as its two sides, layer by layer. ``q_n [counts, offsets]``
-    weighs a rotary head's rotated probes (``tables``: per layer) by how often each count occurs at each offset
-    (unused without rotary). The controls draw from their own seed, so the means' numbers do not move. Not for
-    a q/k-norm model: a probe is a direction, and no direction maps through a norm
-    (:func:`linebreak.qk.analysis.qk_analysis` leaves the route out there)."""
+    """Every head of the layers ``rows`` holds judged with logistic value probes as its two sides, layer by
+    layer. ``q_n [counts, offsets]`` weighs a rotary head's rotated probes (``tables``: by layer) by how often
+    each count occurs at each offset (unused without rotary). The controls draw from their own seed, so the
+    means' numbers do not move, in the order of all the model's heads (a layer not analysed draws and drops
+    its heads', :func:`linebreak.qk.twist.skip_controls`). Not for a q/k-norm model: a probe is a direction, and
+    no direction maps through a norm (:func:`linebreak.qk.analysis.qk_analysis` leaves the route out there)."""
     c, o, g = (np.concatenate(a) for a in zip(*rows.q_lab))
     kv, kg = (np.concatenate(a) for a in zip(*rows.k_lab))
     rng = np.random.default_rng([cfg.seed, 1])
     out, fits = {}, []
-    for L in range(lay.n_layers):
+    for L in range(max(rows.q) + 1):  # no draws are needed after the last analysed layer
+        if L not in rows.q:
+            twist.skip_controls(lay.n_heads, (lay.d_model, lay.d_head), rng)
+            continue
         pq = value_probes(np.concatenate(rows.q[L]), c, g, keep=i_values, seed=cfg.seed)
         pk = value_probes(np.concatenate(rows.k[L]), kv, kg, keep=k_values, seed=cfg.seed)
         fits.append(ProbeFit(layer=L, count_rmse=pq.rmse_test, count_accuracy=pq.accuracy_test,

@@ -233,14 +233,17 @@ class Verdict:
 
 @dataclass(kw_only=True)
 class QKResult(Result):
-    """The qk stage's result. ``heads`` are in rank order; ``model`` / ``corpus`` are the paths the command
-    records (absent from the JSON when not set)."""
+    """The qk stage's result. ``heads`` are in rank order, those of the analysed layers only
+    (:attr:`analysed_layers`); ``model`` / ``corpus`` are the paths the command records (absent from the JSON
+    when not set)."""
 
     FORMAT = "linebreak-qk/1"
 
     config: QKConfig
     layout: Layout
     n_docs: int
+    # the analysed layers when they are not all of them (--layers); absent from the JSON when every layer was
+    layers: list[int] | None = field(default=None, metadata=OMIT)
     query_frame: str  # how the queries were read, what the architecture changes (qk.analysis.query_frame)
     i_values: np.ndarray
     k_values: np.ndarray
@@ -250,6 +253,11 @@ class QKResult(Result):
     verdict: Verdict
     model: str | None = field(default=None, metadata=OMIT)  # recorded by the command, absent from the study's
     corpus: str | None = field(default=None, metadata=OMIT)
+
+    @property
+    def analysed_layers(self) -> list[int]:
+        """The layers whose heads were judged (``heads`` holds theirs only)."""
+        return list(range(self.layout.n_layers)) if self.layers is None else list(self.layers)
 
     def head(self, name: str) -> HeadSummary:
         """The head called ``name`` (``"L1H2"``)."""

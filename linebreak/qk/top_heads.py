@@ -34,7 +34,7 @@ def _pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 def top_head(hq: HeadQK, means: Means) -> TopHead:
     """The detailed view of one head (count rows first, then width rows, in both PCAs)."""
     w = hq.weights
-    Qm, Km = means.Q[w.layer], means.K[w.layer]
+    Qm, Km = means.Q[means.slot(w.layer)], means.K[means.slot(w.layer)]
     Q_thru, K_thru = hq.sides.query, hq.sides.key
     both = np.concatenate([Qm - Qm.mean(0), Km - Km.mean(0)])
     thru = np.concatenate([Q_thru - Q_thru.mean(0), K_thru - K_thru.mean(0)])

@@ -11,6 +11,7 @@ computation on plain arrays, with no model in sight:
 - :func:`argmax_offsets` — the per-row best width ``k*(i)``, offsets ``eps(i) = k*(i) - i``, their median
   and spread, and a linear fit of ``k*`` on ``i``;
 - :func:`random_like` — a seeded Gaussian matrix of the same shape and norm (the control);
+  :func:`skip_controls` draws and drops the controls of heads not analysed, so the others keep theirs;
 - :func:`pc1_share` — how close one side is to a straight ramp (the share of its first principal component);
 - :func:`score_decomposition` — how a head compares count with width: its attention logits on the (count,
   width) grid split into an additive part (a count effect plus a width effect: subtraction on ramps) and
@@ -124,6 +125,15 @@ def random_like(W: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A Gaussian matrix of ``W``'s shape scaled to ``W``'s Frobenius norm (the random-map control)."""
     R = rng.standard_normal(np.shape(W))
     return R * (np.linalg.norm(W) / max(np.linalg.norm(R), 1e-12))
+
+
+def skip_controls(n_heads: int, shape: tuple[int, int], rng: np.random.Generator) -> None:
+    """Draw and drop the random controls of ``n_heads`` heads whose ``W_Q`` and ``W_K`` have ``shape`` (what
+    :func:`head_summary` draws for each: one Gaussian matrix for ``W_Q``, then one for ``W_K``), so that the heads
+    after them get the same controls whether these are judged or not (``--layers``). The draws are made, not
+    jumped over: a standard normal takes a varying number of raw draws."""
+    for _ in range(2 * n_heads):
+        rng.standard_normal(shape)
 
 
 SUMMARY_KEYS = ("max_cos", "alignment", "median", "spread", "slope", "intercept", "r2", "edge_fraction")

@@ -55,11 +55,11 @@ def half_summary(sums: Sums, weights: HeadWeights, i_values, k_values, tables: T
     """One head's :func:`linebreak.qk.twist.head_summary` from one half's sums, over the full analysis' counts and
     widths that keep at least half the tokens a value needs there (``min_per_value // 2``, at least 2)."""
     min_n = max(2, cfg.min_per_value // 2)
-    L = weights.layer
-    iv, Qm = per_value_means(sums.q_sum[L][None, i_values].sum(2), sums.q_n[i_values].sum(1), i_values, min_n)
-    kv, Km = per_value_means(sums.k_sum[L][None, k_values], sums.k_n[k_values], k_values, min_n)
-    t = layer_tables(tables, L)
-    qmap = query_map(sums.q_sum[L], sums.q_n, iv, Qm[0], t)
+    j = sums.slot(weights.layer)
+    iv, Qm = per_value_means(sums.q_sum[j][None, i_values].sum(2), sums.q_n[i_values].sum(1), i_values, min_n)
+    kv, Km = per_value_means(sums.k_sum[j][None, k_values], sums.k_n[k_values], k_values, min_n)
+    t = layer_tables(tables, weights.layer)
+    qmap = query_map(sums.q_sum[j], sums.q_n, iv, Qm[0], t)
     sides = head_sides(qmap, sums, weights, iv, kv, Km[0], t)
     summary, _ = twist.head_summary(Qm[0], Km[0], iv, kv, weights.W_Q, weights.W_K, np.random.default_rng(cfg.seed),
                                     query_map=qmap, b_Q=weights.b_Q, through=(sides.query, sides.key))

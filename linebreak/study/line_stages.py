@@ -58,7 +58,7 @@ def corpus_stage(out: Path, data: CorpusConfig, model_dir: str, reuse: bool, log
         if model_dir:
             from linebreak.corpus.external import generate_with_tokenizer
 
-            generate_with_tokenizer(data, model_dir, path, force=True)
+            generate_with_tokenizer(data, model_dir, path, force=True, long_words=data.long_words)
         else:
             generate_corpus(data, path, force=True)
         meta = load_corpus(path).meta

@@ -17,8 +17,10 @@ findings). The sweep (:mod:`linebreak.study.sweep`) runs the first four stages f
 ``--device cpu|cuda`` and ``--dtype float32|bfloat16|float16`` (:class:`~linebreak.hooks.device.OnDevice`) are
 where the analysed model runs, the trained one or ``--model``'s, in probe, qk and causal (training stays on the
 CPU in float32; the mod-P reference is its own small model on the CPU); the device is checked before any stage
-runs. ``--layers`` limits the probe stage's capture to those layers (a 2-9B model's residual stream at every
-layer does not fit in memory; qk and causal read the layers they need themselves).
+runs. ``--layers`` limits the probe stage's capture and the qk stage's analysis to those layers (a 2-9B model's
+residual stream at every layer, and qk's per-value sums of it, do not fit in memory); causal reads the layers of
+the heads qk ranks. Without ``--layers`` both stages read every layer. ``--max-gb`` sets the memory budget of
+both (each refuses a plan over it before its model runs, saying what to cut; default: their own, 8 GB).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linebreak.config import require, tuples_from_text
+from linebreak.corpus.wrap import LONG_WORDS
 from linebreak.hooks.device import OnDevice
 from linebreak.io import UserError
 from linebreak.presets import STUDY as STUDY_PRESETS
@@ -50,7 +53,12 @@ class StudyConfig(OnDevice):
     text: str = field(default="", metadata={"help": "re-wrap this text file (needed with --model)"})
     reuse: bool = field(default=True, metadata={"help": "reuse finished stages whose inputs are unchanged"})
     layers: tuple[int, ...] = field(default=(), metadata={
-        "help": "layers the probe stage captures and probes (empty: all)"})
+        "help": "layers the probe stage captures and probes and whose heads the qk stage judges (empty: all)"})
+    max_gb: float = field(default=0.0, metadata={
+        "help": "memory budget (GB) of the probe stage's capture and of the qk stage; 0: their own (8 each)"})
+    long_words: str = field(default="alone", metadata={
+        "help": "a --text word longer than the line: alone (on a line of its own, left out of the statistics) "
+                "| refuse"})
 
     def __post_init__(self):
         tuples_from_text(self)  # "qk,grok" and "20:150" from code and old records
@@ -65,19 +73,24 @@ class StudyConfig(OnDevice):
         require("qk" not in self.skip or "causal" in self.skip,
                 "the causal stage needs the qk stage; skip both or neither")
         require(all(w > 0 for w in self.widths), f"widths must be positive, got {min(self.widths, default=0)}")
+        require(self.max_gb >= 0, f"max_gb must be >= 0 (0: the stages' own budgets), got {self.max_gb}")
+        require(self.long_words in LONG_WORDS, f"long_words must be {' or '.join(LONG_WORDS)}, got {self.long_words!r}")
 
 
 def resolve(cfg: StudyConfig) -> StudyPreset:
-    """The study preset with the seed, widths, text, device, dtype and probe layers of ``cfg`` applied."""
+    """The study preset with the seed, widths, text, device, dtype, layers and memory budget (probe and qk) of
+    ``cfg`` applied."""
     p = STUDY_PRESETS[cfg.preset]
     data = dataclasses.replace(p.train.data, seed=cfg.seed, **({"widths": cfg.widths} if cfg.widths else {}),
-                               **({"text": str(Path(cfg.text).resolve())} if cfg.text else {}))
+                               **({"text": str(Path(cfg.text).resolve()), "long_words": cfg.long_words}
+                                  if cfg.text else {}))
     model = dataclasses.replace(p.train.train.model, init_seed=cfg.seed)
     optim = dataclasses.replace(p.train.train.optim, seed=cfg.seed)
     train = TrainPreset(data, dataclasses.replace(p.train.train, model=model, optim=optim))
     on = {"device": cfg.device, "dtype": cfg.dtype}
-    return dataclasses.replace(p, train=train, qk=dataclasses.replace(p.qk, seed=cfg.seed, **on),
-                               capture=dataclasses.replace(p.capture, seed=cfg.seed, layers=cfg.layers, **on),
+    bounded = {"layers": cfg.layers, **({"max_gb": cfg.max_gb} if cfg.max_gb else {})}
+    return dataclasses.replace(p, train=train, qk=dataclasses.replace(p.qk, seed=cfg.seed, **bounded, **on),
+                               capture=dataclasses.replace(p.capture, seed=cfg.seed, **bounded, **on),
                                causal=dataclasses.replace(p.causal, **on))
 
 

@@ -10,7 +10,9 @@ of ``P(L >= W - count)`` over the widths still consistent with the document so f
 corpus widths; every count seen is <= W, and each finished line of length ``k`` whose next word has length
 ``L`` says ``W <= k + L``). Information captured is measured against the posterior one; the gap between the
 two is the first lines of each document, where the width is not yet known. With a per-document word-length
-bias or a real text, words are not independent and these are references, not strict optima.
+bias or a real text, words are not independent and these are references, not strict optima. A line longer
+than the width (``over_long``: a URL standing alone, :mod:`linebreak.corpus.wrap`) says nothing about ``W``:
+its counts are left out of the bound, and the break after it is not scored (:func:`newline_positions`).
 
 With ``fill`` (lines filled to the width, :mod:`linebreak.corpus.wrap`) a word that does not fit is replaced
 by one of exactly ``r - 1`` characters when that length exists, so the line breaks only if no word has that
@@ -47,7 +49,8 @@ def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], lengt
     out = np.zeros(labels["count"].shape)
     for d in range(len(out)):
         count, nl = labels["count"][d], labels["is_newline"][d]
-        low = np.maximum.accumulate(count)  # W >= every count seen
+        seen = np.where(labels["over_long"][d], 0, count) if "over_long" in labels else count
+        low = np.maximum.accumulate(seen)  # W >= every count seen (on a line that kept to the width)
         # at the token after a newline, the line it ended (k) and the word that did not fit (L) are known
         k, next_len = labels["line_len"][d], labels["next_word_len"][d]
         bound = np.where(nl & (next_len >= 0), k + next_len, np.iinfo(np.int64).max)
@@ -62,10 +65,13 @@ def break_prob_posterior(labels: dict[str, np.ndarray], widths: list[int], lengt
 
 
 def newline_positions(labels: dict[str, np.ndarray]) -> np.ndarray:
-    """Where a newline decision is scored: word tokens that have a next token (mask [n_docs, T])."""
+    """Where a newline decision is scored: word tokens that have a next token (mask [n_docs, T]), not on a
+    line longer than the width (its break is forced by the word, not a wrap decision at the width)."""
     mask = (labels["count"] > 0) & ~labels["is_newline"]
     if "word_end" in labels:  # external corpora: a break can follow only a word's last token
-        mask &= labels["word_end"] & ~labels["over_long"]
+        mask &= labels["word_end"]
+    if "over_long" in labels:
+        mask &= ~labels["over_long"]
     mask[:, -1] = False
     return mask
 

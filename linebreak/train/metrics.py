@@ -5,7 +5,8 @@ P(next = newline) is compared with what happened and with three references from
 :mod:`linebreak.train.baselines`: the Bayes-posterior predictor (the achievable optimum: the width is never
 written in the text), the oracle told the width, and the constant training-set rate. The headline number is
 the share of achievable information captured, ``(CE_const - CE_model) / (CE_const - CE_posterior)``.
-In a table corpus the newline metrics are over its wrapped-prose documents (NaN if it has none).
+In a table corpus the newline metrics are over its wrapped-prose documents (NaN if it has none). Lines
+longer than the width (``over_long``: a URL alone on its line) are not scored.
 
 In a table corpus (:mod:`linebreak.corpus.tables`) it also scores the pads, :func:`pad_metrics`: at each
 token whose next token is a pad, the length of the pad given that a pad comes (the model's distribution
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from linebreak.corpus.labels import labels_for_split
 from linebreak.corpus.store import Corpus
 from linebreak.train.baselines import (
     binary_ce,
@@ -51,9 +51,9 @@ def evaluate_newlines(model, corpus: Corpus, split: str = "validation", n_docs: 
     import torch
 
     s = corpus.splits[split]
-    ids, widths = s.input_ids[:n_docs], s.width[:n_docs]
+    ids = s.input_ids[:n_docs]
     layout = None if s.layout is None else {k: v[:n_docs] for k, v in s.layout.items()}
-    labels = labels_for_split(ids, widths, corpus.token_lengths, corpus.newline_id, layout, corpus.pad_by_id)
+    labels = corpus.labels(split, n_docs)
     mask = prose_positions(labels, layout)
     pad_ids = np.flatnonzero(corpus.pad_by_id) if layout is not None else None
     was_training = model.training

@@ -20,12 +20,22 @@ def undefined_as_none(x):
 _j = undefined_as_none
 
 
+def layers_note(q: QKResult) -> str:
+    """A sentence saying which layers' heads were judged when they were not all of them (``--layers``): a
+    verdict on a subset speaks for those heads only. Empty when every layer was analysed."""
+    if q.layers is None:
+        return ""
+    names = ", ".join(map(str, q.layers))
+    return (f" Heads judged: layer{'s' * (len(q.layers) > 1)} {names} only, of the model's {q.layout.n_layers} "
+            f"layers (--layers).")
+
+
 def qk_findings(q: QKResult, figs: dict) -> list[Finding]:
     v = q.verdict
     b = v.best
     s = "Boundary heads and the QK twist"
     return [
-        _f("qk_verdict", s, v.statement + ".", v.passes, "qk_max_cos",
+        _f("qk_verdict", s, v.statement + "." + layers_note(q), v.passes, "qk_max_cos",
            [["best head passes the verdict", int(v.passes), "==", 1]], figs.get("qk_matrices"),
            best_head=v.best_head),
         _f("qk_max_cos", s, f"Through the best head's QK ({v.best_head}) count and width align with max "
