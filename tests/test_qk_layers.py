@@ -142,11 +142,23 @@ def test_cli_budget_and_bad_layers_are_one_line(trained, cli, tmp_path):
     assert "L1H" in out and "L0H" not in out
 
 
+def test_probe_fit_settings_reach_the_route(trained, qk_result):
+    """Fewer L-BFGS iterations give other probes (the route's fits read the setting); the defaults are the
+    estimator's own, so the default result is the one every other test reads."""
+    _, model, corpus = trained
+    short = qk_analysis(model, corpus, dataclasses.replace(QK_PRESETS["tiny"], probe_iters=2),
+                        tokenizer=corpus.tokenizer)
+    fit, full = short.verdict.probes.fits[0], qk_result.verdict.probes.fits[0]
+    assert fit.layer == full.layer and fit.count_rmse != full.count_rmse
+    means = [to_jsonable(plain((h.qk, h.comparison))) for h in short.heads]  # the means route reads no probe
+    assert means == [to_jsonable(plain((h.qk, h.comparison))) for h in qk_result.heads]
+
+
 def test_config_validation():
     from linebreak.qk.config import QKConfig
 
     assert QKConfig(layers="3,1").layers == (3, 1)
-    for bad in ({"layers": (-1,)}, {"probe_rows": 0}, {"max_gb": 0}):
+    for bad in ({"layers": (-1,)}, {"probe_rows": 0}, {"max_gb": 0}, {"probe_iters": 0}, {"probe_fit_rows": 0}):
         with pytest.raises(UserError):
             QKConfig(**bad)
 

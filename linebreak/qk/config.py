@@ -39,6 +39,11 @@ class QKConfig(OnDevice):
     # 32768 = the default study's 128 documents x 256 tokens, so every row of that run is kept (it uses 27161)
     probe_rows: int = field(default=32768, metadata={"help": "token rows (queries and newlines) the probe route "
                                                               "fits on per layer (a seeded sample if more)"})
+    # The route's logistic fits (linebreak.probe.estimators.value_probes' own defaults). They are most of the
+    # stage's time on a wide model (d_model 768: about two minutes a layer on 2 CPU cores); fewer rows or
+    # iterations trade fit quality for time.
+    probe_fit_rows: int = field(default=20000, metadata={"help": "training rows of each logistic value probe"})
+    probe_iters: int = field(default=300, metadata={"help": "L-BFGS iterations of each logistic value probe"})
     max_gb: float = field(default=8.0, metadata={"help": "refuse a run whose sums, attention and probe rows would "
                                                           "hold more than this (GB)"})
 
@@ -47,4 +52,6 @@ class QKConfig(OnDevice):
         super().__post_init__()
         require(all(L >= 0 for L in self.layers), f"layers must be >= 0, got {min(self.layers, default=0)}")
         require(self.probe_rows >= 1, f"probe_rows must be positive, got {self.probe_rows}")
+        require(self.probe_fit_rows >= 1 and self.probe_iters >= 1,
+                f"probe_fit_rows and probe_iters must be positive, got {self.probe_fit_rows}, {self.probe_iters}")
         require(self.max_gb > 0, f"max_gb must be positive, got {self.max_gb}")
