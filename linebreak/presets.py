@@ -8,7 +8,7 @@ is what a user gets without flags and what the committed study in ``figures/stud
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from linebreak.capture.config import CaptureConfig
 from linebreak.causal.config import CausalConfig
@@ -65,6 +65,12 @@ TRAIN: dict[str, TrainPreset] = {
                                 threads=1)),
     ),
 }
+
+# the default recipe with the count given to the model on a helix (linebreak.train.count_code; issue 19 item 5): a
+# positive control for the twist verdict, measured in docs/research/control.md
+TRAIN["count-code-control"] = TrainPreset(
+    TRAIN["default"].data,
+    replace(TRAIN["default"].train, model=replace(TRAIN["default"].train.model, count_code_control=True)))
 
 
 # ---- the analyses -------------------------------------------------------------------------------------------

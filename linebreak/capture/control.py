@@ -49,7 +49,9 @@ def control_model(model, corpus, model_config=None, seed: int | None = None):
 
         if seed is not None:
             model_config = dataclasses.replace(model_config, init_seed=seed)
-        ctrl = build_model(model_config, len(corpus.token_lengths), corpus.bos_id)
+        # a count-code control model (issue 19) keeps its fixed code: it is part of the architecture, not trained
+        ctrl = build_model(model_config, len(corpus.token_lengths), corpus.bos_id,
+                           count_code=getattr(model.config, "linebreak_count_code", None))
         if (arch.layout(ctrl) != arch.layout(model) or ctrl.get_input_embeddings().num_embeddings
                 != model.get_input_embeddings().num_embeddings):
             raise UserError("the model's training config does not describe the model (another architecture or "

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     m = result.metrics
     print(f"model written to {result.out_dir} ({m.n_params:,} parameters, {m.train_seconds:.0f} s, "
           f"{m.tokens_per_second:,.0f} tokens/s)")
+    if model.count_code_control:
+        print(f"count-code control on: the count added to the input as sinusoids of periods "
+              f"{','.join(map(str, model.count_code_periods))} (norm {model.count_code_norm:g})")
     rows = [("newline CE (nats)", m.newline_ce), ("  posterior Bayes", m.newline_ce_posterior),
             ("  oracle-width Bayes", m.newline_ce_oracle), ("  constant rate", m.newline_ce_constant),
             ("info captured (vs posterior)", m.info_captured),

@@ -5,8 +5,10 @@
 attention probabilities), eval mode, in the dtype and on the device asked for (:mod:`linebreak.hooks.device`;
 default float32 on the CPU). :func:`place` puts a model built in memory (the random-init control) the same way.
 A device that is absent or a dtype it cannot run is refused by :func:`check_device` before anything is loaded
-or written. The checks refuse, in one line, a model folder without config or weights, and a model whose
-tokenizer or vocabulary does not match the corpus it is asked to read.
+or written. A model trained with the count-code control carries its fixed code in ``config.json``, and
+:func:`load_model` attaches it (:func:`linebreak.train.count_code.attach_count_code`), so every stage runs the
+model that was trained. The checks refuse, in one line, a model folder without config or weights, and a model
+whose tokenizer or vocabulary does not match the corpus it is asked to read.
 """
 
 from __future__ import annotations
@@ -96,9 +98,12 @@ def check_model_folder(model_dir: str | Path) -> None:
 
 def load_model(model_dir: str | Path, device: str = "cpu", dtype: str = "float32"):
     """Load a local model folder and its tokenizer: eager attention, eval mode, ``dtype`` on ``device``,
-    offline."""
+    offline; a count-code control model with its code attached."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from linebreak.train.count_code import attach_count_code
+
     model_dir = Path(model_dir)
     check_device(device, dtype)
     check_model_folder(model_dir)
@@ -112,6 +117,7 @@ def load_model(model_dir: str | Path, device: str = "cpu", dtype: str = "float32
     except Exception as e:
         raise UserError(f"could not load the tokenizer saved with the model in {model_dir}: "
                         f"{type(e).__name__}") from None
+    attach_count_code(model)  # nothing unless config.json holds a count code
     return place(ensure_eager(model), device, dtype).eval(), tokenizer
 
 

@@ -26,6 +26,7 @@ from linebreak.hooks.interventions import add_resid_noise
 from linebreak.io import UserError, append_jsonl, read_jsonl
 from linebreak.train import checkpoint
 from linebreak.train.config import OptimConfig, TrainConfig, check_settings
+from linebreak.train.count_code import code_settings
 from linebreak.train.metrics import evaluate_newlines
 from linebreak.train.model import build_model
 from linebreak.train.result import TrainMetrics, TrainResult
@@ -103,7 +104,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     record = run_record(cfg, corpus)
     checkpoint.prepare(out_dir, record, force, resume)
     torch.set_num_threads(o.threads)
-    model = build_model(cfg.model, len(corpus.token_lengths), corpus.bos_id).to(o.device)
+    count_code = code_settings(cfg.model, corpus.token_lengths, corpus.newline_id)  # None: off (the default)
+    model = build_model(cfg.model, len(corpus.token_lengths), corpus.bos_id, count_code=count_code).to(o.device)
     model.set_attn_implementation(o.attn_implementation)
     optimizer = make_optimizer(model, o)
     start, elapsed = 0, 0.0

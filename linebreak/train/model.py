@@ -8,6 +8,11 @@ embeddings zeroed and frozen: the model must count from causal attention alone).
 through attention (softmax) and the norms, not an MLP. Llama and NeoX accept a zero-width MLP as is (it
 outputs zeros); GPT-2's fused ``Conv1D`` does not, so its MLPs get one hidden unit whose weights are zeroed
 and frozen (their output is exactly zero).
+
+``count_code_control`` is a positive control, off by default: the character count on each line is added to
+the input as fixed sinusoids (:mod:`linebreak.train.count_code`), so that the model has the count on a helix
+without learning one. It needs the corpus's characters per token, which :func:`build_model` takes as
+``count_code`` (:func:`linebreak.train.count_code.code_settings` of the settings and the corpus).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from linebreak.config import require, tuples_from_text
 from linebreak.io import UserError
 
 ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",)}
@@ -31,13 +37,36 @@ class ModelConfig:
     n_ctx: int = 256
     dropout: float = 0.0
     init_seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
+    count_code_control: bool = field(default=False, metadata={
+        "help": "positive control (issue 19 item 5): add fixed sinusoids of each token's character count on its "
+                "line to its input embedding (the count on a helix); off = the plain model"})
+    # Why these periods: primes, so no two share a multiple below the counts (0-80 at widths 20-80); from 7
+    # characters (about one word and its space: a match a few characters wide) to 61 (about one turn over the
+    # width range), so the code is both narrow enough to peak and long enough not to alias within a line.
+    count_code_periods: tuple[int, ...] = field(default=(7, 13, 29, 61), metadata={
+        "help": "periods in characters of the count code's sinusoids (a cosine and a sine each)"})
+    # Why 1.0: a trained embedding row of this recipe has norm ~0.6 (0.23 at init), so the code is the larger
+    # part of the input at the start and stays comparable to the token's own embedding as it grows.
+    count_code_norm: float = field(default=1.0, metadata={"help": "norm of the count code added to each token"})
+
+    def __post_init__(self):
+        tuples_from_text(self)
+        p = self.count_code_periods
+        require(len(p) > 0 and all(x >= 2 for x in p), f"count_code_periods must be periods >= 2 characters, got {p}")
+        require(not self.count_code_control or 2 * len(p) <= self.d_model,
+                f"count_code_periods: {len(p)} periods need 2 * {len(p)} coordinates, and d_model is {self.d_model}")
+        require(0 < self.count_code_norm < float("inf"),
+                f"count_code_norm must be a finite number > 0, got {self.count_code_norm}")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | None = None,
-                pad_id: int | None = None):
-    """A randomly initialised ``PreTrainedModel`` (causal LM) for ``cfg``."""
+                pad_id: int | None = None, count_code: dict | None = None):
+    """A randomly initialised ``PreTrainedModel`` (causal LM) for ``cfg``; with ``cfg.count_code_control``, the
+    count code ``count_code`` (:func:`linebreak.train.count_code.code_settings`) attached."""
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    from linebreak.train.count_code import attach_count_code
 
     if cfg.arch not in ARCH_POS:
         raise UserError(f"unknown arch {cfg.arch!r}; choose from: {', '.join(ARCH_POS)}")
@@ -47,6 +76,14 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
         raise UserError(f"d_mlp must be >= 0 (0 = attention-only), not {cfg.d_mlp}")
     if cfg.d_model % cfg.n_head:
         raise UserError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
+    if cfg.count_code_control != (count_code is not None):
+        raise UserError("count_code_control: the model is built with its corpus's count code (characters per token), "
+                        "and none was given (a random-init control of such a model is built by hand for now: "
+                        "docs/research/control.md)" if cfg.count_code_control
+                        else "a count code was given to a model without count_code_control")
+    if count_code is not None and (count_code["periods"] != list(cfg.count_code_periods)
+                                   or count_code["norm"] != cfg.count_code_norm):
+        raise UserError("the count code's periods or norm differ from the model settings")
     ids = dict(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, vocab_size=vocab_size)
     if cfg.arch == "gpt2":
         config = GPT2Config(n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head,
@@ -76,4 +113,5 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                 with torch.no_grad():
                     p.zero_()
                 p.requires_grad_(False)
+    attach_count_code(model, count_code)
     return model
