@@ -63,8 +63,8 @@ def task_centroids(next_ids: np.ndarray, counts: np.ndarray, vocab: int, groups:
     share = np.bincount(gi, minlength=n_g) / len(gi)
     P = joint / np.maximum(per_group, 1.0)[:, :, None]
     rows = np.sqrt(P * share[None, :, None]).reshape(n_c, n_g * vocab)
-    values, _ = manifold.centroids(np.zeros((len(counts), 1)), counts, min_per_value)  # the kept count run
-    return values, rows[values]
+    uniq, _, ok = manifold.kept_values(counts, min_per_value)  # the count run the model's centroids keep
+    return uniq[ok], rows[uniq[ok]]
 
 
 @dataclass

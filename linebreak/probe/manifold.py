@@ -46,8 +46,17 @@ def centroids(X, values, min_per_value: int = 20, contiguous: bool = True,
     consecutive integer values that all pass is kept (the count axis must have no holes for Fourier and
     ringing). Fewer than ``min_values`` values left is a :class:`UserError` (too few tokens per count).
     """
-    X, values = np.asarray(X, dtype=np.float64), np.asarray(values)
-    uniq, inv, n = np.unique(values, return_inverse=True, return_counts=True)
+    X = np.asarray(X, dtype=np.float64)
+    uniq, inv, ok = kept_values(values, min_per_value, contiguous, min_values)
+    return uniq[ok], group_means(X, inv, len(uniq))[ok]
+
+
+def kept_values(values, min_per_value: int = 20, contiguous: bool = True,
+                min_values: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which label values :func:`centroids` keeps: ``(unique values, each row's index into them, kept mask)``,
+    by the rule :func:`centroids` states (at least ``min_per_value`` rows; with ``contiguous`` the longest run of
+    consecutive values; at least ``min_values`` values, else a :class:`UserError`)."""
+    uniq, inv, n = np.unique(np.asarray(values), return_inverse=True, return_counts=True)
     ok = n >= min_per_value
     if contiguous and ok.any():
         best, start = (0, 0), None
@@ -65,7 +74,7 @@ def centroids(X, values, min_per_value: int = 20, contiguous: bool = True,
         raise UserError(f"too few tokens per value for centroids: {int(ok.sum())} values have "
                         f">= {min_per_value} tokens (need {min_values}); capture more tokens or lower "
                         "min_per_value")
-    return uniq[ok], group_means(X, inv, len(uniq))[ok]
+    return uniq, inv, ok
 
 
 def pca_spectrum(C: np.ndarray, k: int = 10) -> dict:

@@ -78,8 +78,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
         raise UserError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
     if cfg.count_code_control != (count_code is not None):
         raise UserError("count_code_control: the model is built with its corpus's count code (characters per token), "
-                        "and none was given (a random-init control of such a model is built by hand for now: "
-                        "docs/research/control.md)" if cfg.count_code_control
+                        "and none was given" if cfg.count_code_control
                         else "a count code was given to a model without count_code_control")
     if count_code is not None and (count_code["periods"] != list(cfg.count_code_periods)
                                    or count_code["norm"] != cfg.count_code_norm):
