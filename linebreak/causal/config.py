@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 
 from linebreak.config import require, tuples_from_text
 from linebreak.hooks.device import OnDevice
+from linebreak.qk.config import KEY_CLASSES
 
 
 @dataclass(frozen=True)
 class CausalConfig(OnDevice):
     split: str = field(default="validation", metadata={"help": "corpus split to evaluate on"})
+    keys: str = field(default="newline", metadata={"help": "the qk key class: newline (the checks below) | "
+                                                           "cell_start | pad (a table head's key ablations, "
+                                                           "linebreak.causal.columns)"})
     n_docs: int = field(default=64, metadata={"help": "documents per evaluation"})
     batch_size: int = 16
     top: int = field(default=3, metadata={"help": "top heads ablated together"})
@@ -34,3 +38,4 @@ class CausalConfig(OnDevice):
         tuples_from_text(self)
         super().__post_init__()
         require(bool(self.patch_deltas), "patch_deltas: give at least one count shift")
+        require(self.keys in KEY_CLASSES, f"keys must be one of {', '.join(KEY_CLASSES)}, not {self.keys!r}")

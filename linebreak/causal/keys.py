@@ -20,11 +20,11 @@ from linebreak.hooks.run import as_tensor, batches, run_with_hooks
 from linebreak.rules.causal import MIN_LOSS_CHANGE
 
 
-def resample_rows(k, mask, pool, gen, groups=None, pool_groups=None):
+def resample_rows(k, mask, pool, gen, groups=None, pool_groups=None, same: bool = True):
     """``k [..., d]`` with every row where ``mask`` holds replaced by a row of ``pool [N, d]`` drawn uniformly
     (``gen``: a seeded torch generator); the other rows unchanged. With ``groups`` (same shape as ``mask``) and
-    ``pool_groups [N]``, each row is drawn from the pool rows of its own group (a row whose group the pool
-    lacks keeps its own value)."""
+    ``pool_groups [N]``, each row is drawn from the pool rows of its own group (``same=False``: of every *other*
+    group; a row with no such pool row keeps its own value)."""
     import torch
 
     k = k.clone()
@@ -32,7 +32,7 @@ def resample_rows(k, mask, pool, gen, groups=None, pool_groups=None):
         k[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)].to(k)
         return k
     for g in torch.unique(groups[mask]).tolist():
-        rows, choices = mask & (groups == g), torch.nonzero(pool_groups == g)[:, 0]
+        rows, choices = mask & (groups == g), torch.nonzero((pool_groups == g) == same)[:, 0]
         if len(choices):
             k[rows] = pool[choices[torch.randint(len(choices), (int(rows.sum()),), generator=gen)]].to(k)
     return k

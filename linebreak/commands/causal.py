@@ -29,17 +29,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _qk_result(args, model, tokenizer, corpus):
+def _qk_result(args, model, tokenizer, corpus, keys: str = "newline"):
+    import dataclasses
     from pathlib import Path
 
     from linebreak.io import UserError
     from linebreak.presets import QK as PRESETS
     from linebreak.qk.analysis import qk_analysis
+    from linebreak.qk.columns import ColumnQKResult, column_analysis
     from linebreak.qk.result import QKResult
 
     if args.qk is None:
-        return qk_analysis(model, corpus, PRESETS.get(args.preset, PRESETS["default"]), tokenizer=tokenizer)
-    res = QKResult.load(args.qk)
+        cfg = dataclasses.replace(PRESETS.get(args.preset, PRESETS["default"]), keys=keys)
+        analyse = qk_analysis if keys == "newline" else column_analysis
+        return analyse(model, corpus, cfg, tokenizer=tokenizer)
+    res = (QKResult if keys == "newline" else ColumnQKResult).load(args.qk)
+    if res.config.keys != keys:
+        raise UserError(f"{args.qk} is a qk result for --keys {res.config.keys}, not {keys}")
     if res.model and res.model != str(Path(args.model).resolve()):
         raise UserError(f"{args.qk} was computed for another model ({res.model})")
     return res
@@ -56,6 +62,18 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(CausalConfig, PRESETS, args.preset, args)
     model, tokenizer, corpus = load_inputs(args, cfg)  # a bad model folder or device: nothing created yet
     out = prepare_out_dir(args.out, args.force, "causal.json")
+    if cfg.keys != "newline":
+        from linebreak.causal.columns import column_causal
+
+        res = column_causal(model, corpus, _qk_result(args, model, tokenizer, corpus, cfg.keys), cfg, tokenizer)
+        res.save(out / "causal.json")
+        for h in res.heads:
+            print(f"{h.head}: removing it raises the pad loss by {h.head_removed:+.4f} nats; its {cfg.keys} keys "
+                  f"resampled from the same column {h.resample_same_column:+.4f} (share {h.same_column_share:.2f}), "
+                  f"from other columns {h.resample_other_column:+.4f} (share {h.other_column_share:.2f}), "
+                  f"their mean {h.mean:+.4f}")
+        print(f"wrote {out / 'causal.json'}")
+        return 0
     res = causal_checks(model, corpus, _qk_result(args, model, tokenizer, corpus), cfg, tokenizer=tokenizer)
     res.save(out / "causal.json")
     print(table(res))

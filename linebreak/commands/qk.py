@@ -6,6 +6,9 @@ statistics are float32/float64 on the CPU; qk.json's config records both). ``--l
 judges the heads of those layers only (default: every layer), each with the numbers it gets in an all-layer run;
 ``--probe-rows`` caps the token rows the probe route keeps per layer (a seeded sample); a run whose sums,
 attention and rows would exceed ``--max-gb`` (default 8) is refused before the model runs, saying what to cut.
+
+``--keys pad`` (or ``cell_start``) on a table corpus (``linebreak generate --layout table``) runs the same verdict with
+an earlier row's column starts as the keys in place of the previous newline (:mod:`linebreak.qk.columns`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,29 @@ def print_table(result, n: int = 12) -> None:
         print(("PASS: " if probes.passes else "FAIL: ") + probes.statement)
 
 
+def print_columns(result, n: int = 12) -> None:
+    """The top ``n`` heads of a :class:`linebreak.qk.columns.ColumnQKResult`, one line each, and the verdict."""
+    def f(x, spec=".2f"):
+        return "   nan" if x is None or x != x else format(x, spec)
+
+    print(f"keys: {result.config.keys} ({result.n_queries} pad decisions, {result.n_keys} keys, {result.n_pairs} "
+          f"pairs); queries: {result.query_frame}")
+    print(f"{'rank':>4} {'head':<6} {'maxcos':>6} {'slope':>6} {'R2':>5} {'eps':>5} {'edge':>5} {'g_id':>6} "
+          f"{'match':>5} {'mass':>5} {'η²chr':>5} {'η²tok':>5} {'inter':>5} {'keyη²+':>7} {'key p':>6}  pass")
+    for h in result.heads[:n]:
+        q, a, ks = h.qk, h.attention, h.key_side
+        print(f"{h.rank:>4} {h.name:<6} {f(q.max_cos):>6} {f(q.slope):>6} {f(q.r2):>5} {f(q.median, '+.1f'):>5} "
+              f"{f(q.edge_fraction):>5} {f(h.gain_over_identity, '+.2f'):>6} {f(a.match_share):>5} "
+              f"{f(a.key_mass):>5} {f(a.count_offset_eta2):>5} {f(a.token_offset_eta2):>5} "
+              f"{f(a.measured_interaction_share):>5} {f(ks.excess, '+.3f'):>7} {f(ks.p_value, '.3f'):>6}  "
+              f"{'yes' if h.verdict.passes else 'no'}")
+    print("match: attention on the earlier rows' keys at the next column start (mass: on all their keys); η²chr / "
+          "η²tok: share of a previous-row logit explained by the character / token offset; inter: interaction share "
+          "of the measured mean logit")
+    print(f"column head (most attention on the next column start): {result.column_head}")
+    print(("PASS: " if result.verdict.passes else "FAIL: ") + result.verdict.statement)
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
@@ -76,10 +102,18 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(QKConfig, PRESETS, args.preset, args)
     model, tokenizer, corpus = load_inputs(args, cfg)  # a bad model folder or device: nothing created yet
     out = prepare_out_dir(args.out, args.force, "qk.json")
-    result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)
+    if cfg.keys != "newline":
+        from linebreak.plots.qk import plot_columns
+        from linebreak.qk.columns import column_analysis
+
+        result = column_analysis(model, corpus, cfg, tokenizer=tokenizer)
+        plot, show = plot_columns, print_columns
+    else:
+        result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)
+        plot, show = plot_qk, print_table
     result = dataclasses.replace(result, model=str(Path(args.model).resolve()), corpus=str(Path(args.corpus).resolve()))
-    figures = plot_qk(result, args.figures)
+    figures = plot(result, args.figures)
     result.save(out / "qk.json")
-    print_table(result)
+    show(result)
     print(f"wrote {out / 'qk.json'} and {len(figures)} figures in {args.figures}")
     return 0

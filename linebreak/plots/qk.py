@@ -27,7 +27,7 @@ def _arr(x) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in np.ravel(x)], dtype=float).reshape(np.shape(x))
 
 
-def plot_matrices(top: TopHead, i_values, k_values, path: Path) -> Path:
+def plot_matrices(top: TopHead, i_values, k_values, path: Path, key: str = "width k") -> Path:
     fig, axes = new_figure(1, 3, figsize=(13, 4.2))
     i_values, k_values = np.asarray(i_values), np.asarray(k_values)
     for ax, name in zip(axes, ("qk", "identity", "control")):
@@ -39,14 +39,14 @@ def plot_matrices(top: TopHead, i_values, k_values, path: Path) -> Path:
         lo, hi = max(i_values[0], k_values[0]), min(i_values[-1], k_values[-1])
         ax.plot([lo, hi], [lo, hi], "g--", lw=0.8, label="k = i")
         ax.set_title(f"{top.name} {name}" if name == "qk" else name)
-        ax.set_xlabel("width k (key side)")
+        ax.set_xlabel(f"{key} (key side)")
         ax.set_ylabel("count i (query side)")
     axes[0].legend(loc="upper left", fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.8, label="cosine")
     return save_png(fig, path)
 
 
-def plot_logits(top: TopHead, comparison: Comparison, i_values, k_values, path: Path) -> Path:
+def plot_logits(top: TopHead, comparison: Comparison, i_values, k_values, path: Path, key: str = "width k") -> Path:
     fig, axes = new_figure(1, 2, figsize=(10, 4.2))
     i_values, k_values = np.asarray(i_values), np.asarray(k_values)
     S = _arr(top.logits)
@@ -59,7 +59,7 @@ def plot_logits(top: TopHead, comparison: Comparison, i_values, k_values, path: 
         v = float(np.nanmax(np.abs(m))) or 1.0
         im = ax.imshow(m, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-v, vmax=v, extent=extent)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("width k (key side)")
+        ax.set_xlabel(f"{key} (key side)")
         ax.set_ylabel("count i (query side)")
         fig.colorbar(im, ax=ax, shrink=0.8, label="logit - mean")
     return save_png(fig, path)
@@ -127,4 +127,19 @@ def plot_qk(result: QKResult, out_dir: str | Path) -> list[Path]:
         paths += plot_pca(top, iv, kv, out_dir / f"qk_pca_{top.name}.html", out_dir / f"qk_pca_{top.name}.png")
     paths.append(plot_response([result.head(t.name) for t in result.top], out_dir / "qk_response.png"))
     paths.append(plot_outputs(result.top_outputs, out_dir / "qk_outputs_pca.png"))
+    return paths
+
+
+def plot_columns(result, out_dir: str | Path) -> list[Path]:
+    """The detailed heads of a :class:`linebreak.qk.columns.ColumnQKResult`: their cosine matrices and mean
+    logits over (count, column start), and both sides' 3-D PCA."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    iv, kv = result.i_values, result.k_values
+    for top in result.top:
+        paths.append(plot_matrices(top, iv, kv, out_dir / f"qk_matrices_{top.name}.png", "column start k"))
+        paths.append(plot_logits(top, result.head(top.name).comparison, iv, kv, out_dir / f"qk_logits_{top.name}.png",
+                                 "column start k"))
+        paths += plot_pca(top, iv, kv, out_dir / f"qk_pca_{top.name}.html", out_dir / f"qk_pca_{top.name}.png")
     return paths

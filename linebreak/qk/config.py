@@ -20,12 +20,19 @@ from dataclasses import dataclass, field
 from linebreak.config import require, tuples_from_text
 from linebreak.hooks.device import OnDevice
 
+# what the keys of the twist test are: linebreak.qk.analysis (newline), linebreak.qk.columns (cell_start, pad)
+KEY_CLASSES = ("newline", "cell_start", "pad")
+
 
 @dataclass(frozen=True)
 class QKConfig(OnDevice):
     split: str = field(default="validation", metadata={"help": "corpus split to analyse"})
     n_docs: int = field(default=128, metadata={"help": "documents to run through the model"})
     batch_size: int = 16
+    keys: str = field(default="newline", metadata={"help": "key class: newline (each query's previous newline, "
+                                                           "keyed by --key-label) | cell_start | pad (a table's "
+                                                           "earlier-row cell-start words or pads, keyed by "
+                                                           "the column start they mark)"})
     key_label: str = field(default="width", metadata={"help": "key-side value at newlines: width | line_len"})
     min_per_value: int = field(default=8, metadata={"help": "tokens needed for a count/width mean"})
     min_values: int = field(default=5, metadata={"help": "distinct widths (and counts) needed at all"})
@@ -50,6 +57,7 @@ class QKConfig(OnDevice):
     def __post_init__(self):
         tuples_from_text(self)  # "0,3,5" from the command line, sweep configs and JSON lists
         super().__post_init__()
+        require(self.keys in KEY_CLASSES, f"keys must be one of {', '.join(KEY_CLASSES)}, not {self.keys!r}")
         require(all(L >= 0 for L in self.layers), f"layers must be >= 0, got {min(self.layers, default=0)}")
         require(self.probe_rows >= 1, f"probe_rows must be positive, got {self.probe_rows}")
         require(self.probe_fit_rows >= 1 and self.probe_iters >= 1,

@@ -22,3 +22,9 @@ NEWLINE_SPECIFIC_FACTOR = 2.0
 # Smallest loss change (nats) used as a denominator: below it a ratio or a share is undefined, not huge.
 # Loss sums are float64 over ~10^4 tokens of float32 log-probabilities; 1e-9 nats is far below their noise.
 MIN_LOSS_CHANGE = 1e-9
+
+# Key ablation of a table head (linebreak.causal.columns): its cell-start keys resampled from the *same* column
+# "keep most of its effect" when the pad loss rises by at most half of what removing the head costs ...
+COLUMN_SAME_MAX_SHARE = 0.5
+# ... and resampled from *other* columns "remove it" when the rise is at least half of the head's.
+COLUMN_OTHER_MIN_SHARE = 0.5
