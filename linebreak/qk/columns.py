@@ -15,8 +15,10 @@ check as the newline test (:mod:`linebreak.qk.twist`, :mod:`linebreak.qk.verdict
   (count, column start) cells (:func:`additive_fit`), beside ``comparison``, the split of the logit its mean
   sides predict;
 - the key-side test (:func:`linebreak.qk.attention.key_side_test`) on the previous row: with the query's count,
-  its column and the key's column index held fixed, does the attention move with where that column starts?
-  A head that reads "the j-th cell of the row above" need not; a count match must.
+  its column, the key's column index and the token offset held fixed, does the attention move with where that
+  column starts? A head that reads "the j-th cell of the row above" need not; a count match must. It is
+  observational: across documents the query's own layout moves with the key's, so the causal stage's key
+  ablations (:mod:`linebreak.causal.columns`) say whether the key is what the head reads.
 
 The key ablations with same-column resampling are the causal stage's (:mod:`linebreak.causal.columns`).
 """
@@ -62,10 +64,44 @@ class ColumnHead(HeadTwist):
 
 
 @dataclass(kw_only=True)
+class SideGeometry:
+    """One side of a head, as the head sees it (query per count, key per column start), over the longest run of
+    consecutive values: its PC1 and top-6 shares and its ringing behind the gate
+    (:func:`linebreak.probe.ringing.gated_ringing`)."""
+    values: np.ndarray
+    pc1: float
+    top6: float
+    smoothness: float
+    gate_open: bool
+    gate_reason: str | None
+    sign_changes: int
+
+
+@dataclass(kw_only=True)
+class HeadGeometry:
+    """The count where a detailed head reads it: its query side and its key side (issue 19, item 7)."""
+    name: str
+    query: SideGeometry
+    key: SideGeometry
+
+
+def side_geometry(X: np.ndarray, values: np.ndarray) -> SideGeometry:
+    """:class:`SideGeometry` of the rows ``X [V, d]`` of ``values`` (increasing; the longest consecutive run)."""
+    from linebreak.probe import manifold
+    from linebreak.probe.ringing import gated_ringing
+
+    _, _, keep = manifold.kept_values(values, min_per_value=1, min_values=3)
+    X, v = np.asarray(X)[keep], np.asarray(values)[keep]
+    p, g = manifold.pca_spectrum(X), gated_ringing(X, v)
+    return SideGeometry(values=v, pc1=float(p["ratio"][0]), top6=p["top6"], smoothness=g["smoothness"],
+                        gate_open=g["gate_open"], gate_reason=g["reason"], sign_changes=int(g["sign_changes"]))
+
+
+@dataclass(kw_only=True)
 class ColumnQKResult(Result):
     """The twist test over a table's column starts. ``heads`` in rank order; ``column_head``: the head with the
     largest ``match_share`` (the measured column head, beside the verdict's head); ``top``: the detailed views of
-    both."""
+    both; ``geometry``: their two sides' spectra and ringing."""
 
     FORMAT = "linebreak-qk-columns/1"
 
@@ -81,6 +117,7 @@ class ColumnQKResult(Result):
     heads: list[ColumnHead]
     column_head: str
     top: list[TopHead]
+    geometry: list[HeadGeometry]
     verdict: Verdict
     model: str | None = field(default=None, metadata={"omit_if_none": True})
     corpus: str | None = field(default=None, metadata={"omit_if_none": True})
@@ -162,10 +199,13 @@ def attention_stats(logit: np.ndarray, prob: np.ndarray, P: keyclass.Pairs, i_va
 
 def previous_row_key_side(prob: np.ndarray, P: keyclass.Pairs, rng: np.random.Generator) -> KeySide:
     """The key-side test on the previous row's keys: within groups of (query count, query column, key column
-    index), does attention move with the key's column start? (:func:`key_side_test`'s ``width`` is the group
-    of the two column indices, its ``count`` the query's count, its ``prev_len`` the column start.)"""
+    index, token offset), does attention move with the key's column start? (:func:`key_side_test`'s ``width``
+    is the group of the two column indices and the offset, its ``count`` the query's count, its ``prev_len`` the
+    column start.) The token offset is held fixed because it moves with the column start (a key further right
+    on the row above sits nearer the query), and a rotary head can follow it without reading the key."""
     m = P.rows == 1
-    return key_side_test(prob[m], P.q_col[m] * 1000 + P.k_col[m], P.i[m], P.k[m], rng)
+    group = (P.q_col[m] * 1000 + P.k_col[m]) * 1000 + np.minimum(P.offset[m], 999)
+    return key_side_test(prob[m], group, P.i[m], P.k[m], rng)
 
 
 def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> ColumnQKResult:
@@ -206,4 +246,8 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
         n_keys=int((keyclass.key_values(lab, cfg.keys) >= 0).sum()), n_pairs=len(P.b), query_frame=frame,
         i_values=means.i_values, k_values=means.k_values, heads=heads, column_head=column.name,
         top=[top_head(by_position[(h.layer, h.head)], means) for h in shown],
+        geometry=[HeadGeometry(name=h.name, query=side_geometry(by_position[(h.layer, h.head)].sides.query,
+                                                                means.i_values),
+                               key=side_geometry(by_position[(h.layer, h.head)].sides.key, means.k_values))
+                  for h in shown],
         verdict=model_verdict(heads, stability, None))
