@@ -92,6 +92,11 @@ def test_column_analysis_judges_every_head_and_round_trips(loaded, tmp_path):
         assert 0 <= a.count_offset_eta2 <= 1 and 0 <= a.token_offset_eta2 <= 1
     assert r.verdict.split_half.head == r.verdict.best_head and len(r.verdict.split_half.halves) == 2
     assert r.n_pairs > r.n_queries > 0 and r.query_frame.startswith("queries rotated")
+    assert [g.name for g in r.geometry] == [t.name for t in r.top]
+    for g in r.geometry:  # each side over a run of consecutive values, its spectrum a share
+        for side in (g.query, g.key):
+            assert (np.diff(side.values) == 1).all() and 0 < side.pc1 <= side.top6 <= 1 + 1e-12
+            assert side.gate_open or side.sign_changes == 0
     r.save(tmp_path / "qk.json")
     back = ColumnQKResult.load(tmp_path / "qk.json")
     assert back.verdict.statement == r.verdict.statement and back.heads[0].attention == r.heads[0].attention
