@@ -106,6 +106,19 @@ def test_over_long_rows_are_left_out_of_the_statistics(corpus):
     assert (broke & after).any() and (post[broke] > 0).all()
 
 
+def test_attention_to_an_over_long_lines_newline_is_not_read(corpus):
+    """The response curves and the key-side test skip queries whose previous newline ends an over-long line
+    (its width is no wrap decision); every other query with a previous newline is kept."""
+    from linebreak.qk.collect import newline_queries, select_docs
+
+    ids, lab = select_docs(corpus, "train", 64)
+    rows = newline_queries(lab)
+    b = np.arange(len(ids))[:, None]
+    after_long = lab["over_long"][b, np.maximum(lab["prev_nl"], 0)] & (lab["prev_nl"] >= 0)
+    assert (lab["query"] & after_long).any() and not (rows & after_long).any()
+    assert (rows == (lab["query"] & (lab["prev_nl"] >= 0) & ~after_long)).all()
+
+
 def test_refuse_keeps_the_one_line_error(cli, src, tmp_path):
     with pytest.raises(WrapError, match="--long-words alone"):
         generate_corpus(_cfg(src, long_words="refuse"), tmp_path / "c")

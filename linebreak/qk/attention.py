@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linebreak.qk.collect import newline_queries
 from linebreak.qk.config import QKConfig
 from linebreak.qk.result import HeadSummary, KeySide, Response
 from linebreak.rules.qk import KEY_SIDE_MAX_P, KEY_SIDE_MIN_EXCESS, KEY_SIDE_MIN_GROUP, KEY_SIDE_SHUFFLES
@@ -136,8 +137,7 @@ def measure_heads(att: dict[int, np.ndarray], lab: dict, lay, cfg: QKConfig,
     ``[tokens, n_heads]``, in the order of :func:`linebreak.qk.collect.collect`). The shuffles draw from ``rng``
     in the order of all the model's heads (``lay``); the heads of a layer not analysed are jumped over
     (:func:`shuffle_draws`), so a head gets the same shuffles whichever layers are analysed."""
-    sel = lab["query"] & (lab["prev_nl"] >= 0)
-    b, t = np.nonzero(sel)
+    b, t = np.nonzero(newline_queries(lab))
     remaining, width, count = lab["remaining"][b, t], lab["width"][b, t], lab["count"][b, t]
     prev_len = lab["line_len"][b, lab["prev_nl"][b, t]]
     rem_values = np.arange(0, cfg.max_remaining + 1)

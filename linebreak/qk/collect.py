@@ -87,6 +87,17 @@ def query_rows(lab: dict, rotary: bool) -> np.ndarray:
     return lab["query"] & (lab["offset"] >= 0) if rotary else lab["query"]
 
 
+def newline_queries(lab: dict) -> np.ndarray:
+    """``[n_docs, T]`` mask of the query tokens whose attention to their most recent previous newline is read
+    (response curves, the key-side test): those with a previous newline, unless it ends a line longer than its
+    width (a URL alone on its line, ``over_long``), whose width is no wrap decision to compare with."""
+    rows = lab["query"] & (lab["prev_nl"] >= 0)
+    if "over_long" in lab:
+        b = np.arange(len(rows))[:, None]
+        rows &= ~np.asarray(lab["over_long"], dtype=bool)[b, np.maximum(lab["prev_nl"], 0)]
+    return rows
+
+
 def probe_sample(rows: np.ndarray, n: int, seed) -> np.ndarray:
     """The rows the probe route keeps, as a mask like ``rows`` (``[n_docs, T]``: its query and newline tokens):
     all of them when there are at most ``n``, else a seeded sample of ``n``
@@ -217,7 +228,7 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
     q_all, k_all = query_rows(lab, rotary), lab["is_newline"].astype(bool)
     if "over_long" in lab:  # the newline of a line longer than its width (a URL alone) is no wrap decision
         k_all &= ~np.asarray(lab["over_long"], dtype=bool)
-    to_nl = lab["query"] & (lab["prev_nl"] >= 0)  # query tokens whose attention to their newline is read
+    to_nl = newline_queries(lab)  # query tokens whose attention to their newline is read
     sampled = (probe_sample(q_all | k_all, cfg.probe_rows, [cfg.seed, 2]) if keep_rows  # its own random stream
                else np.zeros_like(q_all))
     check_budget(planned_bytes(lay, nL, max_c, n_off, max_k, int(to_nl.sum()), int(sampled.sum()), normed),
