@@ -16,7 +16,8 @@ command, into ``<work>/measure/<run>-seed<S>/``:
   beside the random-init control's in the same count window;
 - ``linebreak qk --keys pad`` and ``linebreak causal --keys pad`` on the training corpus's validation split: the
   verdict head's twist numbers on all documents and on each half, its key-side test, the score split, and the
-  key ablations of the verdict head and of the column head.
+  key ablations of the verdict head and of the column head;
+- the same verdict on the model's random-init control (same architecture and init seed, untrained).
 
 It writes ``<out>/tables.json`` (every number and each run's settings), ``<out>/tables.md`` (one row per model,
 and how many seeds of each run meet each target) and ``<out>/tables.png``. The targets are issue 19's, judged
@@ -98,14 +99,45 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int) -> di
                        "fails": [k for k, ok in h.verdict.checks.items() if not ok],
                        "pc1_share": vars(h.pc1_share), "attention": vars(h.attention), "key_side": vars(h.key_side),
                        "comparison_interaction_share": h.comparison.interaction_share, "key_ablation": vars(ab)}
-        geo = next(g for g in qk.geometry if g.name == name)
-        heads[name]["head_space"] = {side: {k: getattr(getattr(geo, side), k) for k in
+        hg = next(g for g in qk.geometry if g.name == name)
+        heads[name]["head_space"] = {side: {k: getattr(getattr(hg, side), k) for k in
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
                                      for side in ("query", "key")}
     return {"model": str(model), "pads": pads, "geometry": geo, "control_geometry": control,
+            "control_qk": control_verdict(model, corpus, work),
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
                         "halves": [vars(x) for x in v.split_half.halves], "statement": v.statement},
             "column_head": qk.column_head, "heads": heads}
+
+
+def control_verdict(model: Path, corpus: str, work: Path) -> dict:
+    """The twist verdict (pad keys) of the model's random-init control (the same architecture and init seed,
+    untrained: :func:`linebreak.capture.control.control_model`): what the test reads on a model that learned
+    nothing. Cached in ``<work>/control_qk.json``."""
+    from linebreak.io import load_json
+
+    path = work / "control_qk.json"
+    if path.exists():
+        return load_json(path, "control verdict")
+    from linebreak.capture.control import control_model
+    from linebreak.corpus.store import load_corpus
+    from linebreak.hooks.load import ensure_eager, load_model
+    from linebreak.qk.columns import column_analysis
+    from linebreak.qk.config import QKConfig
+    from linebreak.results import from_dict
+    from linebreak.train.model import ModelConfig
+
+    data = load_corpus(corpus)
+    trained, tok = load_model(model)
+    config = from_dict(ModelConfig, json.loads(Path(model, "train_config.json").read_text())["model"])
+    ctl = control_model(trained, data, config)
+    ensure_eager(ctl)
+    r = column_analysis(ctl, data, QKConfig(keys="pad"), tok)
+    best = r.head(r.verdict.best_head)
+    out = {"passes": r.verdict.passes, "best_head": best.name, "max_cos": best.qk.max_cos, "slope": best.qk.slope,
+           "r2": best.qk.r2, "match_share": max(h.attention.match_share for h in r.heads)}
+    save_json(path, out)
+    return out
 
 
 def targets(r: dict) -> dict:
@@ -133,8 +165,9 @@ def space(head: dict) -> str:
 
 def table(runs: dict) -> str:
     lines = ["| model | pad acc rows>=1 (Bayes) | best layer: count R², PC1, top 6, gated sign changes (control) | "
-             "verdict head: max cos, slope, R², eps; halves | key side η²+ (p) | key ablation: head, same, other "
-             "(shares) | column head: match share, η² chr / tok; key side; key ablation | "
+             "verdict head: max cos, slope, R², eps; halves; random-init model | key side η²+ (p) | "
+             "key ablation: head, same, other (shares) | "
+             "column head: match share, η² chr / tok; key side; key ablation | "
              "verdict head's own query / key side: PC1, top 6, gated sign changes | targets met |",
              "|" + "---|" * 9]
     for name, r in runs.items():
@@ -150,7 +183,9 @@ def table(runs: dict) -> str:
             f"{g['count_r2']:.2f}, {g['pc1']:.2f}, {g['top6']:.2f}, "
             f"{g['sign_changes'] if g['gate_open'] else 'closed'} "
             f"({c.get('sign_changes') if c.get('gate_open') else 'closed'}) | {r['verdict']['best_head']}: "
-            f"{q['max_cos']:.2f}, {q['slope']:.2f}, {q['r2']:.2f}, {q['median']:+.1f}; {halves} | "
+            f"{q['max_cos']:.2f}, {q['slope']:.2f}, {q['r2']:.2f}, {q['median']:+.1f}; {halves}; random init "
+            f"{'passes' if r['control_qk']['passes'] else 'fails'} ({r['control_qk']['max_cos']:.2f}, "
+            f"{r['control_qk']['slope']:.2f}, {r['control_qk']['r2']:.2f}) | "
             f"{ks['excess']:+.3f} ({ks['p_value']:.3f}) | {ab['head_removed']:+.3f}, "
             f"{ab['resample_same_column']:+.3f}, "
             f"{ab['resample_other_column']:+.3f} ({ab['same_column_share']:.2f}, {ab['other_column_share']:.2f}) | "
