@@ -200,7 +200,7 @@ def table(runs: dict) -> str:
 def figure(runs: dict, path: Path) -> None:
     from linebreak.plots.common import new_figure, save_png
 
-    fig, axes = new_figure(1, 3, figsize=(13, 3.8))
+    fig, axes = new_figure(1, 3, figsize=(15, 4.4))
     names = list(runs)
     x = range(len(names))
     axes[0].bar(x, [runs[n]["pads"]["pad_acc_rows1"] for n in names], color="C0")
@@ -228,7 +228,9 @@ def figure(runs: dict, path: Path) -> None:
     axes[2].set_ylabel("max cos")
     axes[2].set_title("verdict head (pad keys); pass: inside the lines")
     axes[2].legend(fontsize=7)
-    axes[0].set_xticks(list(x), names)
+    axes[0].set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
+    for ax in axes:
+        ax.title.set_fontsize(9)
     save_png(fig, path)
 
 
