@@ -4,8 +4,9 @@
 
 The config (``sweeps/tables.json``) names a training preset as the ``base`` (``table``), the overrides of each run
 (``data``: :class:`linebreak.corpus.store.CorpusConfig`; ``model``, ``optim``: the training configs), its
-``seeds`` (each sets ``init_seed`` and the batch-order ``seed``) and ``val``, the overrides that make a corpus of
-fresh documents of the same settings for capture. Every corpus and model is made once under ``--work`` and reused
+``seeds`` (each sets ``init_seed`` and the batch-order ``seed``), ``val``, the overrides that make a corpus of
+fresh documents of the same settings for capture, and optionally ``qk`` and ``causal``, settings of those two
+stages (default: theirs). Every corpus and model is made once under ``--work`` and reused
 while it is there, so an interrupted sweep resumes. Per model it runs the stages as a user would, each with its
 command, into ``<work>/measure/<run>-seed<S>/``:
 
@@ -66,7 +67,16 @@ def geometry(probe_dir: Path) -> dict:
     return out
 
 
-def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int) -> dict:
+def flags(settings: dict) -> list[str]:
+    """``{"n_docs": 32}`` as command-line overrides: ``["--n-docs", "32"]``."""
+    return [a for k, v in settings.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_settings: dict | None = None,
+            causal_settings: dict | None = None) -> dict:
+    """Every number of one model (module doc), its stages run into ``work``; ``qk_settings`` and
+    ``causal_settings`` override the two stages' defaults (the config's ``qk`` and ``causal``)."""
+    qk_settings, causal_settings = qk_settings or {}, causal_settings or {}
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.log"
     last = json.loads(Path(model, "eval.jsonl").read_text().splitlines()[-1])
@@ -80,10 +90,10 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int) -> di
     geo, control = geometry(work / "probe"), geometry(work / "probe" / "control")
     if not (work / "qk" / "qk.json").exists():
         sh("qk", "--model", str(model), "--corpus", corpus, "--keys", "pad", "--out", str(work / "qk"),
-           "--figures", str(work / "qk_figures"), "--force", log=log)
+           "--figures", str(work / "qk_figures"), "--force", *flags(qk_settings), log=log)
     if not (work / "causal" / "causal.json").exists():
         sh("causal", "--model", str(model), "--corpus", corpus, "--keys", "pad", "--qk", str(work / "qk" / "qk.json"),
-           "--out", str(work / "causal"), "--force", log=log)
+           "--out", str(work / "causal"), "--force", *flags(causal_settings), log=log)
     from linebreak.causal.columns import ColumnCausalResult
     from linebreak.qk.columns import ColumnQKResult
 
@@ -104,13 +114,13 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int) -> di
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
                                      for side in ("query", "key")}
     return {"model": str(model), "pads": pads, "geometry": geo, "control_geometry": control,
-            "control_qk": control_verdict(model, corpus, work),
+            "control_qk": control_verdict(model, corpus, work, qk_settings),
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
                         "halves": [vars(x) for x in v.split_half.halves], "statement": v.statement},
             "column_head": qk.column_head, "heads": heads}
 
 
-def control_verdict(model: Path, corpus: str, work: Path) -> dict:
+def control_verdict(model: Path, corpus: str, work: Path, qk_settings: dict) -> dict:
     """The twist verdict (pad keys) of the model's random-init control (the same architecture and init seed,
     untrained: :func:`linebreak.capture.control.control_model`): what the test reads on a model that learned
     nothing. Cached in ``<work>/control_qk.json``."""
@@ -132,7 +142,7 @@ def control_verdict(model: Path, corpus: str, work: Path) -> dict:
     config = from_dict(ModelConfig, json.loads(Path(model, "train_config.json").read_text())["model"])
     ctl = control_model(trained, data, config)
     ensure_eager(ctl)
-    r = column_analysis(ctl, data, QKConfig(keys="pad"), tok)
+    r = column_analysis(ctl, data, QKConfig(**{**qk_settings, "keys": "pad"}), tok)
     best = r.head(r.verdict.best_head)
     out = {"passes": r.verdict.passes, "best_head": best.name, "max_cos": best.qk.max_cos, "slope": best.qk.slope,
            "r2": best.qk.r2, "match_share": max(h.attention.match_share for h in r.heads)}
@@ -317,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                 corpus, fresh, model = ensure(spec, run, seed, work)
                 name = model.name
                 print(f"{name}: measuring", flush=True)
-                r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs)
+                r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs,
+                            spec.get("qk"), spec.get("causal"))
                 data, _, cfg = settings(spec, run)
                 r |= {"run": run["name"], "seed": seed, "why": run.get("why", ""),
                       "settings": to_jsonable({"data": dataclasses.asdict(data), "train": dataclasses.asdict(cfg)})}
