@@ -73,9 +73,10 @@ def flags(settings: dict) -> list[str]:
 
 
 def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_settings: dict | None = None,
-            causal_settings: dict | None = None) -> dict:
+            causal_settings: dict | None = None, mixture: bool = False) -> dict:
     """Every number of one model (module doc), its stages run into ``work``; ``qk_settings`` and
-    ``causal_settings`` override the two stages' defaults (the config's ``qk`` and ``causal``)."""
+    ``causal_settings`` override the two stages' defaults (the config's ``qk`` and ``causal``). A ``mixture``
+    (tables and wrapped prose in one corpus) also gets the newline test on its prose (:func:`prose_heads`)."""
     qk_settings, causal_settings = qk_settings or {}, causal_settings or {}
     work.mkdir(parents=True, exist_ok=True)
     log = work / "commands.log"
@@ -94,6 +95,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
     if not (work / "causal" / "causal.json").exists():
         sh("causal", "--model", str(model), "--corpus", corpus, "--keys", "pad", "--qk", str(work / "qk" / "qk.json"),
            "--out", str(work / "causal"), "--force", *flags(causal_settings), log=log)
+    prose = prose_heads(model, corpus, work, log) if mixture else None
     from linebreak.causal.columns import ColumnCausalResult
     from linebreak.qk.columns import ColumnQKResult
 
@@ -114,10 +116,29 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
                                      for side in ("query", "key")}
     return {"model": str(model), "pads": pads, "geometry": geo, "control_geometry": control,
-            "control_qk": control_verdict(model, corpus, work, qk_settings),
+            "control_qk": control_verdict(model, corpus, work, qk_settings), "prose_heads": prose,
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
                         "halves": [vars(x) for x in v.split_half.halves], "statement": v.statement},
             "column_head": qk.column_head, "heads": heads}
+
+
+def prose_heads(model: Path, corpus: str, work: Path, log: Path) -> dict:
+    """The newline test (``linebreak qk``, newline keys) on a mixture's wrapped-prose documents: the verdict's
+    head and the measured boundary head (largest attention range to the previous newline), each with its twist
+    numbers and the interaction share of its logit."""
+    from linebreak.qk.attention import response_range
+    from linebreak.qk.result import QKResult
+
+    if not (work / "qk_prose" / "qk.json").exists():
+        sh("qk", "--model", str(model), "--corpus", corpus, "--out", str(work / "qk_prose"),
+           "--figures", str(work / "qk_prose_figures"), "--probes", "false", "--force", log=log)
+    q = QKResult.load(work / "qk_prose" / "qk.json")
+
+    def numbers(h):
+        return {"head": h.name, "max_cos": h.qk.max_cos, "slope": h.qk.slope, "r2": h.qk.r2, "passes": h.verdict.passes,
+                "interaction_share": h.comparison.interaction_share, "response_range": h.response.range}
+    return {"n_docs": q.n_docs, "passes": q.verdict.passes, "best": numbers(q.head(q.verdict.best_head)),
+            "boundary": numbers(max(q.heads, key=response_range))}
 
 
 def control_verdict(model: Path, corpus: str, work: Path, qk_settings: dict) -> dict:
@@ -303,6 +324,22 @@ def seed_counts(runs: dict, spec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prose_table(runs: dict) -> str:
+    """The newline test on the prose of each mixture model (empty when there is none)."""
+    rows = [(n, r["prose_heads"]) for n, r in runs.items() if r.get("prose_heads")]
+    if not rows:
+        return ""
+    lines = ["| mixture model | prose documents | newline verdict | best twist head: max cos, slope, R², interaction | "
+             "boundary head: attention range, interaction |", "|---|---|---|---|---|"]
+    for n, p in rows:
+        b, m = p["best"], p["boundary"]
+        lines.append(f"| {n} | {p['n_docs']} | {'passes' if p['passes'] else 'fails'} | {b['head']}: "
+                     f"{b['max_cos']:.2f}, {b['slope']:.2f}, {b['r2']:.2f}, {b['interaction_share']:.3f} | "
+                     f"{m['head']}: "
+                     f"{m['response_range']:.2f}, {m['interaction_share']:.3f} |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
@@ -327,9 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                 corpus, fresh, model = ensure(spec, run, seed, work)
                 name = model.name
                 print(f"{name}: measuring", flush=True)
-                r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs,
-                            spec.get("qk"), spec.get("causal"))
                 data, _, cfg = settings(spec, run)
+                r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs,
+                            spec.get("qk"), spec.get("causal"), mixture=data.table_fraction < 1)
                 r |= {"run": run["name"], "seed": seed, "why": run.get("why", ""),
                       "settings": to_jsonable({"data": dataclasses.asdict(data), "train": dataclasses.asdict(cfg)})}
                 r["targets"] = targets(r)
@@ -338,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     save_json(out / "tables.json", {"format": "linebreak-table-sweep/1", "config": str(args.config), "runs": runs})
-    text = table(runs) + "\n" + seed_counts(runs, spec)
+    text = table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs)
     write_text(out / "tables.md", text)
     figure(runs, out / "tables.png")
     print(text)

@@ -195,3 +195,18 @@ def test_qk_and_causal_commands_with_pad_keys(cli, table_model, table_corpus, tm
     rc, out, err = cli("causal", "--model", table_model, "--corpus", table_corpus, "--keys", "cell_start",
                        "--qk", tmp_path / "q" / "qk.json", "--out", tmp_path / "c2")
     assert rc == 2 and "--keys pad, not cell_start" in err
+
+
+def test_the_newline_test_reads_only_the_prose_of_a_mixture(table_corpus, tmp_path):
+    from linebreak.io import UserError
+    from linebreak.qk.collect import prose_documents
+
+    ids, lab = select_docs(load_corpus(table_corpus), "validation", 32)
+    with pytest.raises(UserError, match="all tables"):
+        prose_documents(ids, lab)
+    mix = dataclasses.replace(TRAIN["table-tiny"].data, table_fraction=0.5, widths=tuple(range(20, 30)), n_val=24)
+    ids, lab = select_docs(load_corpus(generate_corpus(mix, tmp_path / "mix")), "validation", 24)
+    tables = lab["cell_start"].any(axis=1)
+    assert 0 < tables.sum() < len(ids)
+    kept, kept_lab = prose_documents(ids, lab)
+    assert (kept == ids[~tables]).all() and not kept_lab["cell_start"].any()

@@ -25,7 +25,7 @@ import numpy as np
 from linebreak.hooks import arch
 from linebreak.io import UserError
 from linebreak.qk.attention import measure_heads
-from linebreak.qk.collect import check_model, collect, select_docs, value_means
+from linebreak.qk.collect import check_model, collect, prose_documents, select_docs, value_means
 from linebreak.qk.config import QKConfig
 from linebreak.qk.maps import score_heads
 from linebreak.qk.probe_route import probe_route, probe_verdict
@@ -73,7 +73,7 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
         raise UserError(f"key_label must be width or line_len, not {cfg.key_label!r}")
     lay = check_model(model, tokenizer, corpus)
     rotary = arch.is_rotary(model)
-    ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
+    ids, lab = prose_documents(*select_docs(corpus, cfg.split, cfg.n_docs))
     data = collect(model, lay, ids, lab, cfg, lab[cfg.key_label], rotary)
     sums = data.halves.total()
     layers = list(sums.layers)

@@ -62,6 +62,18 @@ def select_docs(corpus, split: str, n_docs: int) -> tuple[np.ndarray, dict]:
     return ids, lab
 
 
+def prose_documents(ids: np.ndarray, lab: dict) -> tuple[np.ndarray, dict]:
+    """The wrapped-prose documents of a selection (all of them unless the corpus mixes in tables, whose
+    newlines end rows, not wrap decisions); a one-line :class:`UserError` when there are none."""
+    if "col_index" not in lab:
+        return ids, lab
+    keep = (lab["col_index"] < 0).all(axis=1)
+    if not keep.any():
+        raise UserError("these documents are all tables, and the newline test reads wrapped prose: use --keys pad "
+                        "(or a corpus with --table-fraction below 1)")
+    return ids[keep], {k: v[keep] for k, v in lab.items()}
+
+
 def check_model(model, tokenizer, corpus) -> arch.Layout:
     """The model's layout, after checking it has attention, fits the corpus' vocabulary and tokenizer, and
     computes eager attention (so its attention pattern can be read)."""
