@@ -67,6 +67,11 @@ def geometry(probe_dir: Path) -> dict:
     return out
 
 
+def seq_len(corpus: str) -> int:
+    """Tokens per document of a corpus folder (its ``metadata.json``)."""
+    return int(json.loads(Path(corpus, "metadata.json").read_text())["seq_len"])
+
+
 def flags(settings: dict) -> list[str]:
     """``{"n_docs": 32}`` as command-line overrides: ``["--n-docs", "32"]``."""
     return [a for k, v in settings.items() for a in (f"--{k.replace('_', '-')}", str(v))]
@@ -85,7 +90,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                                  "pad_acc_row0", "pad_acc_bayes_row0", "pad_positions_rows1")}
     if not (work / "probe" / "probe.json").exists():
         sh("capture", "--model", str(model), "--corpus", val, "--out", str(work / "capture"), "--sites", "resid_post",
-           "--max-docs", str(max_docs), "--max-tokens", str(max_docs * 192), "--control", "--force", log=log)
+           "--max-docs", str(max_docs), "--max-tokens", str(max_docs * seq_len(val)), "--control", "--force", log=log)
         sh("probe", "--acts", str(work / "capture"), "--out", str(work / "probe"), "--sites", "resid_post",
            "--force", log=log)
     geo, control = geometry(work / "probe"), geometry(work / "probe" / "control")
