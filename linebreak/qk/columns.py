@@ -182,10 +182,10 @@ def attention_stats(logit: np.ndarray, prob: np.ndarray, P: keyclass.Pairs, i_va
     match = P.k == P.target
     has_match = np.bincount(q, match) > 0
     near = P.rows == 1
-    qn = query_index(P.take(near))
+    Pn = P.take(near)
+    qn = query_index(Pn)
     y = logit[near]
     centred = y - (np.bincount(qn, y) / np.bincount(qn))[qn]
-    Pn = P.take(near)
     grid = np.isin(Pn.i, i_values) & np.isin(Pn.k, k_values)
     ii, kk = np.searchsorted(i_values, Pn.i[grid]), np.searchsorted(k_values, Pn.k[grid])
     S, n = np.zeros((len(i_values), len(k_values))), np.zeros((len(i_values), len(k_values)))
@@ -215,12 +215,9 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
     lay = check_model(model, tokenizer, corpus)
     rotary = arch.is_rotary(model)
     ids, lab = select_docs(corpus, cfg.split, cfg.n_docs)
-    keyclass.check_table(lab)
-    data = keyclass.collect(model, lay, ids, lab, cfg, rotary)
-    sums, P = data.halves.total(), data.pairs
+    data = keyclass.collect(model, lay, ids, lab, cfg, rotary)  # refuses labels without tables
+    sums, P, tables = data.halves.total(), data.pairs, data.tables
     means = class_means(sums, data.q_tokens, cfg)
-    n_off = sums.q_n.shape[1]
-    tables = {L: arch.rotary_tables(model, n_off - 1, L) for L in sums.layers} if rotary else None
     rng = np.random.default_rng(cfg.seed)
     scored = score_heads(model, lay, sums, means, tables, rng)
     order = sorted(range(len(scored)), key=lambda j: rank_key(scored[j].twist))
@@ -239,7 +236,7 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
                            means.i_values, means.k_values, tables, cfg, len(ids))
     column = max(heads, key=lambda h: h.attention.match_share)
     shown = [lead] + ([column] if column.name != lead.name else [])
-    frame = ("queries rotated to each earlier-row key by their token offset and averaged over the pairs"
+    frame = ("queries rotated to each previous-row key by their token offset and averaged over the pairs"
              if rotary else "weights (no positional rotation)")
     return ColumnQKResult(
         config=cfg, layout=lay, n_docs=len(ids), n_queries=int(keyclass.query_tokens(lab).sum()),

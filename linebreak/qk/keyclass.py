@@ -125,6 +125,7 @@ class KeyClassData:
     q_tokens: np.ndarray  # [counts]: query tokens per count (the threshold of a per-count mean)
     pairs: Pairs
     scores: PairScores
+    tables: dict | None  # the rotary tables by analysed layer (offsets 0..T), None without rotary
 
 
 def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool) -> KeyClassData:
@@ -167,7 +168,7 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
 
     def grab(kind, L):
         def fn(x, name):
-            at[(kind, L)] = x.detach().float().cpu().double().numpy()
+            at[(kind, L)] = numpy64(x)
             if ("q", L) in at and ("k", L) in at:  # whichever of the two the layer computes last
                 score(L)
         return fn
@@ -198,4 +199,4 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
             at.update(rows=rows, b=P.b[rows] - s, t=P.t[rows], s=P.s[rows], qb=P.b[summed] - s, qt=P.t[summed],
                       i=P.i[summed], off=off[summed], half=P.b[summed] % 2, kv=kv[s:e], start=s)
             run_with_hooks(model, as_tensor(ids[s:e]), use_cache=False)
-    return KeyClassData(sums, q_tokens, P, scores)
+    return KeyClassData(sums, q_tokens, P, scores, tables)
