@@ -38,7 +38,7 @@ from linebreak.io import save_json, write_text
 
 TARGET_PAD_ACC = 0.95  # issue 19: pad accuracy from the second row on
 TARGET_TOP6, TARGET_PC1 = 0.9, 0.7  # the centroids' top 6 PCs hold >= 90 %, PC1 < 0.7
-TARGET_SIGN_CHANGES = 2  # the gated similarity profile changes sign at least twice, the control's does not
+# the gated similarity profile changes sign at least twice (the gate's "rings"), the control's does not
 
 
 def sh(*argv: str, log: Path) -> None:
@@ -50,21 +50,28 @@ def sh(*argv: str, log: Path) -> None:
         raise SystemExit(f"{' '.join(argv[:1])} failed (exit {r.returncode}); see {log}")
 
 
-def geometry(probe_dir: Path) -> dict:
-    """Per layer of a probe folder: count R^2, PC1, top 6, gated sign changes (and whether the gate opened)."""
+def geometry(probe_dir: Path) -> tuple[dict, dict]:
+    """Per layer of a probe folder and of its ``control/``: count R^2, PC1, top 6 and the gated sign changes,
+    the model and its control read by one gate in the count window both cover
+    (:func:`linebreak.probe.ringing.compare`, as the study's ringing finding reads them, with the model's
+    count probe R^2 as the gate's second condition). ``rings_control_not``: the claim the target asks for."""
     from linebreak.probe.result import load_probe
-    from linebreak.probe.ringing import gated_ringing
+    from linebreak.probe.ringing import compare
 
-    res = load_probe(probe_dir)
-    out = {}
-    for key, layer in res.layers.items():
-        r2 = layer.probes["count"].r2_test
-        gate = gated_ringing(res.tensors[f"{key}.centroids"], res.tensors[f"{key}.centroids.values"], probe_r2=r2)
-        p = layer.centroids.pca
-        out[key] = {"count_r2": r2, "pc1": float(p.ratio[0]), "top6": p.top6, "gate_open": gate["gate_open"],
-                    "gate_reason": gate["reason"], "sign_changes": gate["sign_changes"],
-                    "ungated_sign_changes": gate["ungated_sign_changes"]}
-    return out
+    model, control = load_probe(probe_dir), load_probe(probe_dir / "control")
+    out, ctl = {}, {}
+    for key, layer in model.layers.items():
+        m, c = model.tensors, control.tensors
+        gate = compare(m[f"{key}.centroids"], m[f"{key}.centroids.values"], c[f"{key}.centroids"],
+                       c[f"{key}.centroids.values"], probe_r2=layer.probes["count"].r2_test)
+        for side, res, into in (("model", model, out), ("control", control, ctl)):
+            g, p = gate[side], res.layers[key].centroids.pca
+            into[key] = {"count_r2": res.layers[key].probes["count"].r2_test, "pc1": float(p.ratio[0]),
+                         "top6": p.top6, "gate_open": g["gate_open"], "gate_reason": g["reason"],
+                         "sign_changes": g["sign_changes"], "ungated_sign_changes": g["ungated_sign_changes"],
+                         "window": list(gate["window"])}
+        out[key]["rings_control_not"] = gate["model_rings_control_not"]
+    return out, ctl
 
 
 def seq_len(corpus: str) -> int:
@@ -93,7 +100,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
            "--max-docs", str(max_docs), "--max-tokens", str(max_docs * seq_len(val)), "--control", "--force", log=log)
         sh("probe", "--acts", str(work / "capture"), "--out", str(work / "probe"), "--sites", "resid_post",
            "--force", log=log)
-    geo, control = geometry(work / "probe"), geometry(work / "probe" / "control")
+    geo, control = geometry(work / "probe")
     if not (work / "qk" / "qk.json").exists():
         sh("qk", "--model", str(model), "--corpus", corpus, "--keys", "pad", "--out", str(work / "qk"),
            "--figures", str(work / "qk_figures"), "--force", *flags(qk_settings), log=log)
@@ -178,11 +185,9 @@ def control_verdict(model: Path, corpus: str, work: Path, qk_settings: dict) -> 
 
 def targets(r: dict) -> dict:
     """Issue 19's targets for one run, each True / False, judged on its best layer for the geometry."""
-    geo, ctl = r["geometry"], r["control_geometry"]
+    geo = r["geometry"]
     spectrum = {k: g["top6"] >= TARGET_TOP6 and g["pc1"] < TARGET_PC1 for k, g in geo.items()}
-    rings = {k: g["gate_open"] and g["sign_changes"] >= TARGET_SIGN_CHANGES
-             and not (ctl.get(k, {}).get("gate_open") and ctl[k]["sign_changes"] >= TARGET_SIGN_CHANGES)
-             for k, g in geo.items()}
+    rings = {k: g["rings_control_not"] for k, g in geo.items()}
     lead = r["heads"][r["verdict"]["best_head"]]
     ab = lead["key_ablation"]
     return {"pad_acc": r["pads"]["pad_acc_rows1"] >= TARGET_PAD_ACC, "spectrum": any(spectrum.values()),
