@@ -6,15 +6,17 @@ default study's architecture at GPT-2 small / Pythia-160M size) on the default s
 validation split (every stage on the same documents):
 
     forward   model(input_ids, output_hidden_states=True) in batches, no hooks: the reference
-    capture   the study's capture (resid_pre, resid_post of every layer, a 32768-row sample)
+    capture   the study's one pass: the capture (resid_pre, resid_post of every layer, a 32768-row sample) with
+              the qk stage's sums riding it, as ``linebreak study`` runs them (``--separate``: the capture alone)
     probe     the study's probes and manifold geometry on that capture
-    qk        the study's QK analysis (``n_docs`` raised to the split, so it reads the same tokens)
+    qk        the study's QK analysis (``n_docs`` raised to the split, so it reads the same tokens), from the
+              sums of the shared pass (``--separate``: with its own forward pass, as ``linebreak qk`` runs it)
 
 and prints tokens per second per stage, the ratio of the three analysis stages' time to the plain forward
 pass, and the peak resident memory (``ru_maxrss``) after each stage. Targets (issue 18): analysis <= 3x the
 plain forward pass, peak < 4 GB.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_analysis.py [--corpus DIR] [--docs N] [--threads 2]
+    OMP_NUM_THREADS=2 python benchmarks/bench_analysis.py [--corpus DIR] [--docs N] [--threads 2] [--separate]
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ def main() -> None:
     from linebreak.corpus.store import generate_corpus, load_corpus
     from linebreak.presets import STUDY
     from linebreak.probe.layers import analyse
-    from linebreak.qk.analysis import qk_analysis
+    from linebreak.qk.analysis import qk_analysis, qk_pass
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default=None, help="a default-study corpus folder (default: generate one)")
     ap.add_argument("--docs", type=int, default=0, help="validation documents to use (default: all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--separate", action="store_true", help="capture and qk each with a forward pass of its own")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sp = STUDY["default"]
@@ -94,10 +97,12 @@ def main() -> None:
             return out
 
         timed("forward", lambda: plain_forward(model, ids, cap_cfg.batch_size))
-        held = {"acts": timed("capture", lambda: capture(model, corpus, cap_cfg, progress=False))}
+        read = None if args.separate else qk_pass(model, corpus, qk_cfg, tokenizer=corpus.tokenizer)
+        also = [] if read is None else [read.reader]
+        held = {"acts": timed("capture", lambda: capture(model, corpus, cap_cfg, progress=False, also=also))}
         timed("probe", lambda: analyse(held["acts"], sp.probe, progress=False))
         held.clear()  # the capture is the largest thing held; qk does not read it
-        timed("qk", lambda: qk_analysis(model, corpus, qk_cfg, tokenizer=corpus.tokenizer))
+        timed("qk", lambda: qk_analysis(model, corpus, qk_cfg, tokenizer=corpus.tokenizer, read=read))
 
     fwd = times["forward"]
     print(f"\n{'stage':<10}{'seconds':>10}{'tokens/s':>12}{'x forward':>11}{'peak GB':>9}")

@@ -125,10 +125,13 @@ def save_tensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, 
     import torch
     from safetensors.torch import save_file
 
-    clean = {}
+    clean, seen = {}, set()
     for k, v in tensors.items():
-        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
-        clean[k] = t.detach().cpu().contiguous()
+        t = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v).detach().cpu().contiguous()
+        # safetensors stores each name's own bytes: a tensor held under two names (a capture's resid_pre L and
+        # resid_post L-1) is written twice, from a copy
+        clean[k] = t.clone() if t.untyped_storage().data_ptr() in seen else t
+        seen.add(t.untyped_storage().data_ptr())
     return atomic_write(path, lambda p: save_file(clean, str(p), metadata=metadata))
 
 

@@ -96,6 +96,27 @@ def test_token_cap_dtype_and_round_trip(corpus, tmp_path):
     assert c.meta["layers"] == [0] and c.layers("resid_post") == [0]
 
 
+def test_a_block_input_is_kept_once_and_saved_under_both_names(corpus, tmp_path):
+    """resid_pre of layer L is resid_post of layer L - 1: one tensor in memory (and in the memory plan), both
+    names on disk, equal to what a hook on the block's input alone captures."""
+    from linebreak.capture.collect import planned_bytes
+
+    model = gpt2(corpus, n_layer=3)
+    both = capture(model, corpus, CaptureConfig(max_docs=4, sites="resid_pre,resid_post"), progress=False)
+    pre = capture(model, corpus, CaptureConfig(max_docs=4, sites="resid_pre"), progress=False)
+    for L in (1, 2):
+        assert both.acts[f"blocks.{L}.hook_resid_pre"] is both.acts[f"blocks.{L - 1}.hook_resid_post"]
+        assert torch.equal(both.acts[f"blocks.{L}.hook_resid_pre"], pre.acts[f"blocks.{L}.hook_resid_pre"])
+    held = sum(t.numel() * t.element_size() for t in {id(t): t for t in both.acts.values()}.values())
+    n = both.meta["n_rows"]
+    assert held == planned_bytes({"resid_pre": (32,), "resid_post": (32,)}, n, 0, 48, 4, 3, 4) - 2 * n * 32 * 4
+    save_activations(both, tmp_path / "acts")
+    back = load_activations(tmp_path / "acts")
+    assert back.acts.keys() == both.acts.keys()
+    for name, t in both.acts.items():
+        assert torch.equal(back.acts[name], t), name
+
+
 @pytest.mark.parametrize("settings, msg", [
     (dict(layers="0,7"), "layer 7 does not exist"),
     (dict(sites="resid_pre,mlp_out"), "unknown site"),

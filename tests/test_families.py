@@ -248,6 +248,10 @@ def test_default_capture_and_key_edits(fam, tmp_path):
     assert ("blocks.0.ln1.hook_out" in a.acts) == (name != "olmo2")
     assert ("ln1" in a.meta["dropped_sites"]) == (name == "olmo2") and "blocks.0.hook_resid_pre" in a.acts
     assert a.acts["blocks.1.attn.hook_k"].shape[1:] == (2, 8) and a.acts["blocks.1.attn.hook_q"].shape[1:] == (4, 8)
+    # a block's input is kept once, as the previous block's output: what a hook on the input alone holds
+    assert a.acts["blocks.1.hook_resid_pre"] is a.acts["blocks.0.hook_resid_post"]
+    alone = capture(model, corpus, CaptureConfig(max_docs=2, sites="resid_pre"), progress=False)
+    assert torch.equal(alone.acts["blocks.1.hook_resid_pre"], a.acts["blocks.1.hook_resid_pre"])
 
     ids = torch.as_tensor(corpus.splits["validation"].input_ids[:2])
     base = run_with_cache(model, ids, [hook_name("pattern", 1)])[1][hook_name("pattern", 1)]

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from linebreak.io import UserError, to_jsonable
 from linebreak.presets import QK as QK_PRESETS
@@ -107,12 +108,12 @@ def test_probe_rows_caps_the_sample(trained):
     n_q, n_k = int(query_rows(lab, False).sum()), int(lab["is_newline"].sum())
     assert n_q + n_k > cfg.probe_rows
     rows = collect(model, lay, ids, lab, cfg, lab["width"], rotary=False).rows
-    q, k = np.concatenate(rows.q[0]), np.concatenate(rows.k[0])
+    q, k = rows.layer(0)
     assert len(q) + len(k) == cfg.probe_rows and len(q) > len(k) > 0
     assert len(np.concatenate([c for c, _, _ in rows.q_lab])) == len(q)
     assert len(np.concatenate([v for v, _ in rows.k_lab])) == len(k)
     one = collect(model, lay, ids, lab, dataclasses.replace(cfg, layers=(1,)), lab["width"], rotary=False).rows
-    np.testing.assert_array_equal(np.concatenate(one.q[1]), np.concatenate(rows.q[1]))
+    np.testing.assert_array_equal(one.layer(1)[0], rows.layer(1)[0])
     res = qk_analysis(model, corpus, cfg, tokenizer=corpus.tokenizer)
     assert res.verdict.probes is not None and len(res.verdict.probes.fits) == lay.n_layers
     # the default keeps every row of the default study (128 documents x 256 tokens: 27161 rows)
@@ -170,3 +171,46 @@ def test_study_layers_reach_the_qk_stage():
     assert sp.qk.layers == (1,) and sp.capture.layers == (1,) and sp.qk.max_gb == sp.capture.max_gb == 20
     default = resolve(StudyConfig(preset="tiny"))
     assert default.qk.layers == () and default.qk.max_gb == QK_PRESETS["tiny"].max_gb
+
+
+def test_read_pass_gives_each_reader_exactly_its_documents(trained):
+    """Batches end at every reader's document count, so a reader of fewer documents sees just those, and one
+    of the same documents as a pass of its own sees that pass's batches."""
+    from linebreak.hooks.points import hook_name
+    from linebreak.hooks.run import Reader, batches, read_pass
+
+    _, model, corpus = trained
+    ids = corpus.splits["validation"].input_ids[:20]
+    seen: dict[str, list] = {"all": [], "few": []}
+    rows: dict[str, list] = {"all": [], "few": []}
+
+    def reader(name, n):
+        def keep(x, _):
+            rows[name].append(x.shape[0])
+        return Reader([(hook_name("resid_pre", 0), keep)], lambda s, e: seen[name].append((s, e)), n)
+
+    read_pass(model, ids, 8, [reader("all", 20), reader("few", 5)], progress=False)
+    assert seen["few"] == [(0, 5)] and rows["few"] == [5]
+    assert seen["all"] == [(0, 5), (5, 8), (8, 16), (16, 20)] and sum(rows["all"]) == 20
+    seen["all"].clear()
+    read_pass(model, ids, 8, [reader("all", 20)], progress=False)
+    assert seen["all"] == list(batches(20, 8))
+
+
+def test_qk_riding_the_capture_pass_gives_the_numbers_of_its_own_pass(trained, qk_result):
+    """The study's one pass for the capture and the qk sums: the qk result and the capture are exactly those
+    of two passes of their own."""
+    from linebreak.capture.collect import capture
+    from linebreak.presets import CAPTURE
+    from linebreak.qk.analysis import qk_pass
+
+    _, model, corpus = trained
+    cap = dataclasses.replace(CAPTURE["tiny"], max_docs=48)  # more documents than qk reads: it rides the first 32
+    read = qk_pass(model, corpus, QK_PRESETS["tiny"], tokenizer=corpus.tokenizer)
+    shared = capture(model, corpus, cap, progress=False, also=[read.reader])
+    alone = capture(model, corpus, cap, progress=False)
+    assert shared.acts.keys() == alone.acts.keys()
+    for name, x in alone.acts.items():
+        assert torch.equal(shared.acts[name], x), name
+    rode = qk_analysis(model, corpus, QK_PRESETS["tiny"], tokenizer=corpus.tokenizer, read=read)
+    assert to_jsonable(rode.to_json()) == to_jsonable(qk_result.to_json())

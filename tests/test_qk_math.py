@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from linebreak.qk import twist
-from linebreak.qk.attention import key_side_test
+from linebreak.qk.attention import key_side_null, key_side_test, key_side_tests
 
 P, FREQS, D = 120, (1, 2, 3), 32
 
@@ -134,6 +134,42 @@ def test_key_side_null_is_measured_not_assumed():
     res = key_side_test(rng.random(n), width, count, prev, np.random.default_rng(3))
     assert res.eta2 > 0.3  # small cells: a high raw eta^2 from noise alone
     assert res.p_value > 0.01 and not res.moves
+
+
+def _direct_eta2(a, g, k):
+    """eta^2 the long way: every token's cell mean of the within-group centred attention, cell by cell."""
+    a_c = a - (np.bincount(g, a) / np.bincount(g))[g]
+    _, cell = np.unique(g * (k.max() + 2) + k, return_inverse=True)
+    return ((np.bincount(cell, a_c) / np.bincount(cell))[cell] ** 2).sum() / (a_c ** 2).sum()
+
+
+def test_one_null_serves_every_head_and_matches_the_direct_shuffles():
+    """The segment sums over each shuffle's cells give what permuting the lengths within groups and taking
+    cell means directly gives; every head of a stack is tested against the same shuffles, so a head's numbers
+    do not depend on which other heads are tested beside it."""
+    rng = np.random.default_rng(4)
+    n = 1500
+    width, count = rng.integers(20, 23, n), rng.integers(5, 8, n)
+    prev = width - rng.integers(0, 6, n)
+    A = rng.random((n, 3)) + np.array([0.0, 0.05, 0.2]) * (prev[:, None] % 2)
+    null = key_side_null(width, count, prev, np.random.default_rng(5), n_shuffles=120)
+    stacked = key_side_tests(A, width, count, prev, null)
+    draws = np.random.default_rng(5)  # the same draws, used the long way: one permutation per shuffle
+    a, g, k = A[null.keep], null.g, null.k
+    by_group = np.argsort(g, kind="stable")
+    shuffled = []
+    for _ in range(120):
+        kk = np.empty_like(k)
+        kk[by_group] = k[np.lexsort((draws.random(len(g)), g))]
+        assert np.array_equal(np.sort(kk[g == 0]), np.sort(k[g == 0]))  # a permutation within each group
+        shuffled.append(kk)
+    for h, side in enumerate(stacked):
+        direct = np.array([_direct_eta2(a[:, h], g, kk) for kk in shuffled])
+        # sums of the same ~n float64 terms in another order: rounding ~n eps64 (1e-13) of values below 1
+        assert side.eta2 == pytest.approx(_direct_eta2(a[:, h], g, k), abs=1e-11)
+        assert side.eta2_shuffled == pytest.approx(direct.mean(), abs=1e-11)
+        assert side == key_side_tests(A[:, [h]], width, count, prev, null)[0]
+    assert stacked[2].moves and not stacked[0].moves
 
 
 def test_a_side_that_does_not_vary_gives_zero_cosines_not_noise():

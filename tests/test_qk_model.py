@@ -58,6 +58,40 @@ def test_qk_result_shape_and_json(qk_result, trained, tmp_path):
     assert all(0 < v <= 1 + 1e-12 for v in per_head.values())
 
 
+def test_top_head_outputs_are_the_summed_values_through_w_o(qk_result, trained):
+    """The top heads' outputs come from the per-remaining sums of ``z`` kept by the one qk pass; a second pass
+    that projects every token's ``z`` and sums the outputs gives the same spectrum and per-head shares."""
+    from linebreak.hooks.measure import head_outputs
+    from linebreak.probe import manifold
+    from linebreak.qk import twist
+    from linebreak.qk.collect import select_docs
+
+    _, model, corpus = trained
+    cfg = QK_PRESETS["tiny"]
+    ids, lab = select_docs(corpus, "validation", qk_result.n_docs)
+    query = lab["query"]  # the counting word tokens (manifold.word_rows)
+    R = cfg.max_remaining + 1
+    top = [(t.layer, t.head) for t in qk_result.top]
+    ns, per = np.zeros(R), {lh: np.zeros((R, model.config.hidden_size)) for lh in top}
+    for s, e in batches(len(ids), cfg.batch_size):
+        _, cache = run_with_cache(model, as_tensor(ids[s:e]), [hook_name("z", L) for L, _ in top])
+        rem = lab["remaining"][s:e]
+        m = query[s:e] & (rem >= 0) & (rem < R)
+        np.add.at(ns, rem[m], 1)
+        for L, h in top:
+            np.add.at(per[(L, h)], rem[m], head_outputs(model, L, cache[hook_name("z", L)], [h])[h].double().numpy()[m])
+    keep = ns >= cfg.min_per_value
+    assert np.array_equal(qk_result.top_outputs.remaining, np.arange(R)[keep])
+    ratio = manifold.pca_spectrum(sum(per.values())[keep] / ns[keep, None], k=10)["ratio"]
+    # float32 projections of float32 z, summed in float64, against one float32 projection of the float64 sum:
+    # each output element is rounded at float32 (eps 6e-8) over d_head * n_heads = 64 products, so ~4e-6
+    # relative; a variance share moves by about that, and 1e-4 leaves a margin of 25
+    assert qk_result.top_outputs.explained_variance_ratio == pytest.approx(ratio[:6], abs=1e-4)
+    for (L, h), v in per.items():
+        want = twist.pc1_share(v[keep] / ns[keep, None])
+        assert qk_result.top_outputs.per_head_pc1[f"L{L}H{h}"] == pytest.approx(want, abs=1e-4)
+
+
 def test_qk_result_round_trips_through_json(qk_result, tmp_path):
     """``from_json(to_json(r))`` gives ``r`` back (every value, NaN as NaN), the file carries its format, and a
     file of another format is refused with one line."""

@@ -84,15 +84,26 @@ def points_of_model(model, sites: list[str]) -> tuple[list[str], dict[str, str]]
     return kept, {s: w for s, w in why.items() if s in sites}
 
 
-def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = True) -> Activations:
+def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = True, also=()) -> Activations:
     """Run ``model`` over ``corpus.splits[cfg.split]`` and collect activations and labels (see module doc);
-    ``cfg`` defaults to :class:`CaptureConfig` ()."""
-    import torch
-
-    from linebreak.hooks.run import hooks, run_with_hooks
-    from linebreak.progress import bar
+    ``cfg`` defaults to :class:`CaptureConfig` (). ``also`` are further :class:`~linebreak.hooks.run.Reader` s
+    of the same documents that ride the same forward pass (the study's qk pass,
+    :func:`linebreak.qk.analysis.qk_pass`); the capture's numbers do not depend on them."""
+    from linebreak.hooks.run import read_pass
 
     cfg = cfg or CaptureConfig()
+    reader, finish, ids = capture_reader(model, corpus, cfg)
+    read_pass(model, ids, cfg.batch_size, [reader, *also], desc="capture", progress=progress)
+    return finish()
+
+
+def capture_reader(model, corpus, cfg: CaptureConfig):
+    """The capture as a reader of a forward pass: ``(reader, finish, ids)``, where ``finish()`` returns the
+    :class:`Activations` once the pass over ``ids`` has run (:func:`capture` runs it)."""
+    import torch
+
+    from linebreak.hooks.run import Reader
+
     if cfg.split not in corpus.splits:
         raise UserError(f"corpus has no split {cfg.split!r}; it has {', '.join(corpus.splits)}")
     lay = arch.layout(model)
@@ -110,9 +121,17 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
     shapes = {"resid_pre": d, "resid_mid": d, "resid_post": d, "ln1": d, "ln1_normalized": d, "ln1_scale": (1,),
               "q": q_shape, "k": k_shape, "q_normed": q_shape, "k_normed": k_shape}
     shapes = {s: shapes[s] for s in sites if s != "pattern"}
-    _check_budget(planned_bytes(shapes, N, n_pat, T, lay.n_heads, len(layers), dtype.itemsize), cfg, len(layers))
+    # a block's input is the previous block's output: blocks.{L}.hook_resid_pre is blocks.{L-1}.hook_resid_post,
+    # the same tensor, so where both are asked for it is kept once, under both names
+    same = {hook_name("resid_pre", L): hook_name("resid_post", L - 1) for L in layers
+            if "resid_pre" in shapes and "resid_post" in shapes and L - 1 in layers}
+    _check_budget(planned_bytes(shapes, N, n_pat, T, lay.n_heads, len(layers), dtype.itemsize)
+                  - len(same) * N * lay.d_model * dtype.itemsize, cfg, len(layers))
     device = load.model_device(model)
-    acts = {hook_name(s, L): torch.empty((N, *shape), dtype=dtype) for s, shape in shapes.items() for L in layers}
+    acts = {hook_name(s, L): torch.empty((N, *shape), dtype=dtype) for s, shape in shapes.items() for L in layers
+            if hook_name(s, L) not in same}
+    acts |= {pre: acts[post] for pre, post in same.items()}
+    acts = {hook_name(s, L): acts[hook_name(s, L)] for s in shapes for L in layers}  # in the usual order
     if n_pat:
         acts |= {hook_name("pattern", L): torch.empty((n_pat, lay.n_heads, T, T), dtype=dtype)
                  for L in layers}
@@ -128,26 +147,27 @@ def capture(model, corpus, cfg: CaptureConfig | None = None, progress: bool = Tr
         if take > 0:
             acts[name][state["doc"]: state["doc"] + take] = weights[:take].detach().to("cpu", dtype)
 
-    fwd = [(hook_name(s, L), store) for L in layers for s in sites if s != "pattern"]
-    fwd += [(hook_name("pattern", L), store_pattern) for L in layers] if n_pat else []
-    with hooks(model, fwd):
-        for start in bar(range(0, n_docs, cfg.batch_size), desc="capture", unit="batch", disable=not progress):
-            sl = slice(start, start + cfg.batch_size)
-            state["sel"] = torch.from_numpy(keep[sl]).to(device)
-            state["doc"] = start
-            run_with_hooks(model, torch.from_numpy(ids[sl]), use_cache=False)
-            state["row"] += int(keep[sl].sum())
+    def begin(start, end):  # the batch's kept positions, and where its rows go (after the previous batch's)
+        state["row"] = int(keep[:start].sum())
+        state["sel"] = torch.from_numpy(keep[start:end]).to(device)
+        state["doc"] = start
 
-    lab = corpus.labels(cfg.split)
-    labels = {k: np.asarray(v[: n_docs])[keep] for k, v in lab.items()}
-    doc, pos = np.nonzero(keep)
-    labels |= {"doc": doc.astype(np.int64), "pos": pos.astype(np.int64), "token": ids[keep].astype(np.int64)}
-    labels.setdefault("token_len", corpus.token_lengths[ids[keep]].astype(np.int64))  # per position if known
-    meta = {"format": FORMAT, "config": asdict(cfg), "arch": asdict(lay),
-            "n_layers": lay.n_layers, "layers": layers, "sites": sites, "n_rows": N, "n_docs": n_docs,
-            "attention_input_site": arch.attention_input_site(model), "dropped_sites": dropped,
-            "seq_len": T, "pattern_docs": list(range(n_pat)),
-            "corpus": {"path": str(getattr(corpus, "path", "")),
-                       "fingerprint": corpus.meta.get("fingerprint")},
-            "newline_id": int(corpus.newline_id), "bos_id": int(corpus.bos_id)}
-    return Activations(acts, labels, meta)
+    fwd = [(hook_name(s, L), store) for L in layers for s in sites if s != "pattern" and hook_name(s, L) not in same]
+    fwd += [(hook_name("pattern", L), store_pattern) for L in layers] if n_pat else []
+
+    def finish() -> Activations:
+        lab = corpus.labels(cfg.split)
+        labels = {k: np.asarray(v[: n_docs])[keep] for k, v in lab.items()}
+        doc, pos = np.nonzero(keep)
+        labels |= {"doc": doc.astype(np.int64), "pos": pos.astype(np.int64), "token": ids[keep].astype(np.int64)}
+        labels.setdefault("token_len", corpus.token_lengths[ids[keep]].astype(np.int64))  # per position if known
+        meta = {"format": FORMAT, "config": asdict(cfg), "arch": asdict(lay),
+                "n_layers": lay.n_layers, "layers": layers, "sites": sites, "n_rows": N, "n_docs": n_docs,
+                "attention_input_site": arch.attention_input_site(model), "dropped_sites": dropped,
+                "seq_len": T, "pattern_docs": list(range(n_pat)),
+                "corpus": {"path": str(getattr(corpus, "path", "")),
+                           "fingerprint": corpus.meta.get("fingerprint")},
+                "newline_id": int(corpus.newline_id), "bos_id": int(corpus.bos_id)}
+        return Activations(acts, labels, meta)
+
+    return Reader(fwd, begin, n_docs), finish, ids

@@ -3,6 +3,7 @@
     run_with_hooks(model, input_ids, fwd_hooks=[("blocks.1.attn.hook_z", fn)])   -> logits
     run_with_cache(model, input_ids, ["blocks.0.hook_resid_pre", ...])           -> (logits, {name: tensor})
     with hooks(model, fwd_hooks): ...                                            hooks for several passes
+    read_pass(model, ids, batch_size, [Reader(fwd_hooks, begin, n_docs), ...])  one pass, several readers
 
 ``fn(tensor, hook_name)`` sees the activation at that point (shapes in :mod:`linebreak.hooks.points`) and
 may return a replacement, as in TransformerLens; it should not edit its tensor in place. Several hooks on one
@@ -21,7 +22,9 @@ bit-identical).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,3 +93,33 @@ def as_tensor(ids: np.ndarray):
     import torch
 
     return torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long)
+
+
+@dataclass
+class Reader:
+    """One consumer of a streaming forward pass over documents (:func:`read_pass`): ``fwd_hooks`` that read
+    (and do not replace) activations, ``begin(start, end)``, called before each batch it sees so that its hooks
+    know which documents the batch holds, and ``n_docs``, how many of the first documents it reads."""
+    fwd_hooks: list
+    begin: Callable[[int, int], None]
+    n_docs: int
+
+
+def read_pass(model, ids: np.ndarray, batch_size: int, readers: list[Reader], desc: str = "forward",
+              progress: bool = True) -> None:
+    """Run the documents ``ids [n_docs, T]`` through ``model`` once, in batches of ``batch_size``, with the hooks
+    of every reader that reads the batch's documents. Batches end at every reader's ``n_docs``, so a reader
+    sees exactly its documents; with one reader (or readers of the same documents) the batches are those of
+    :func:`batches`, so its numbers are those of a pass of its own. The capture and the qk stage read one
+    pass this way in the study (:func:`linebreak.study.line_stages.run_line_stages`)."""
+    from linebreak.progress import bar
+
+    n = max(r.n_docs for r in readers)
+    if n > len(ids):
+        raise ValueError(f"a reader asks for {n} documents of {len(ids)}")
+    ends = sorted({e for _, e in batches(n, batch_size)} | {r.n_docs for r in readers})
+    for s, e in bar(list(zip([0, *ends[:-1]], ends)), desc=desc, unit="batch", leave=False, disable=not progress):
+        active = [r for r in readers if s < r.n_docs]
+        for r in active:
+            r.begin(s, e)
+        run_with_hooks(model, as_tensor(ids[s:e]), [h for r in active for h in r.fwd_hooks], use_cache=False)

@@ -9,6 +9,13 @@ from linebreak.config import require, tuples_from_text
 
 SITES = ("resid_pre", "resid_mid", "resid_post", "ln1")  # the residual sites a probe may read
 
+# The one recipe of a per-value logistic probe fit (linebreak.probe.estimators.value_probes), for the probe stage's
+# count probes and the qk probe route's count and key probes alike: at most this many training rows, this many
+# L-BFGS iterations. The fit is most of either stage's time on a wide model (d_model 768: about 3 s a probe on 2
+# CPU cores); more rows or iterations trade time for fit quality (--value-probe-rows / --probe-fit-rows, ...).
+VALUE_PROBE_ROWS = 10000
+VALUE_PROBE_ITERS = 100
+
 
 @dataclass(frozen=True)
 class ProbeConfig:
@@ -17,8 +24,9 @@ class ProbeConfig:
     min_per_count: int = field(default=20, metadata={"help": "tokens needed per count for a centroid"})
     subtract_token_mean: bool = field(default=True, metadata={"help": "remove each token identity's mean"})
     alpha: float = field(default=1e-3, metadata={"help": "relative ridge penalty"})
-    value_probe_rows: int = field(default=10000, metadata={"help": "training rows for per-count probes"})
-    value_probe_iters: int = field(default=100, metadata={"help": "L-BFGS iterations of per-count probes"})
+    value_probe_rows: int = field(default=VALUE_PROBE_ROWS, metadata={"help": "training rows for per-count probes"})
+    value_probe_iters: int = field(default=VALUE_PROBE_ITERS, metadata={"help": "L-BFGS iterations of per-count "
+                                                                                "probes"})
     test_frac: float = field(default=0.25, metadata={"help": "share of documents held out"})
     seed: int = 0
 

@@ -20,12 +20,16 @@ The result is a :class:`linebreak.qk.result.QKResult`; its thresholds are in :mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from linebreak.hooks import arch
+from linebreak.hooks.run import Reader, read_pass
 from linebreak.io import UserError
 from linebreak.qk.attention import measure_heads
-from linebreak.qk.collect import check_model, collect, prose_documents, select_docs, value_means
+from linebreak.qk.collect import Collected, check_model, collect_reader, prose_documents, select_docs, value_means
 from linebreak.qk.config import QKConfig
 from linebreak.qk.maps import score_heads
 from linebreak.qk.probe_route import probe_route, probe_verdict
@@ -33,7 +37,7 @@ from linebreak.qk.result import QKResult
 from linebreak.qk.top_heads import top_head, top_head_outputs
 from linebreak.qk.verdict import lead_head, model_verdict, rank_heads, split_half
 
-__all__ = ["QKConfig", "QKResult", "qk_analysis"]
+__all__ = ["QKConfig", "QKPass", "QKResult", "qk_analysis", "qk_pass"]
 
 
 def query_frame(model, seq_len: int, probes: bool, layers: list[int] | None = None) -> str:
@@ -63,18 +67,43 @@ def query_frame(model, seq_len: int, probes: bool, layers: list[int] | None = No
     return "; ".join([frame, *notes])
 
 
-def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> QKResult:
-    """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring), or of the
-    heads of the layers ``cfg.layers``: those layers alone are hooked, kept and judged, and each of their heads
-    gets the numbers it gets when every layer is analysed (same means, probes, controls and shuffles).
-    ``cfg`` defaults to :class:`QKConfig` ()."""
-    cfg = cfg or QKConfig()
+@dataclass
+class QKPass:
+    """What the qk stage reads in its forward pass: the documents ``ids`` and their labels ``lab``, and the
+    :class:`~linebreak.hooks.run.Reader` of :func:`linebreak.qk.collect.collect_reader` with its ``finish``.
+    :func:`qk_pass` makes one; :func:`qk_analysis` runs it, or takes one that another pass has already carried
+    (the study reads the capture and the qk sums in one pass)."""
+    ids: np.ndarray
+    lab: dict
+    lay: arch.Layout
+    rotary: bool
+    reader: Reader
+    finish: Callable[[], Collected]
+
+
+def qk_pass(model, corpus, cfg: QKConfig, tokenizer=None) -> QKPass:
+    """The checks, the documents and the reader of the qk stage's pass (nothing runs yet)."""
     if cfg.key_label not in ("width", "line_len"):
         raise UserError(f"key_label must be width or line_len, not {cfg.key_label!r}")
     lay = check_model(model, tokenizer, corpus)
     rotary = arch.is_rotary(model)
     ids, lab = prose_documents(*select_docs(corpus, cfg.split, cfg.n_docs))
-    data = collect(model, lay, ids, lab, cfg, lab[cfg.key_label], rotary)
+    reader, finish = collect_reader(model, lay, ids, lab, cfg, lab[cfg.key_label], rotary)
+    return QKPass(ids, lab, lay, rotary, reader, finish)
+
+
+def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None, read: QKPass | None = None) -> QKResult:
+    """The QK twist analysis of every head of ``model`` on ``corpus`` (see the module docstring), or of the
+    heads of the layers ``cfg.layers``: those layers alone are hooked, kept and judged, and each of their heads
+    gets the numbers it gets when every layer is analysed (same means, probes, controls and shuffles).
+    ``cfg`` defaults to :class:`QKConfig` (). ``read``: a :func:`qk_pass` whose forward pass has already run
+    (None: make one and run it here)."""
+    cfg = cfg or QKConfig()
+    if read is None:
+        read = qk_pass(model, corpus, cfg, tokenizer)
+        read_pass(model, read.ids, cfg.batch_size, [read.reader], desc="qk: forward")
+    ids, lab, lay, rotary = read.ids, read.lab, read.lay, read.rotary
+    data = read.finish()
     sums = data.halves.total()
     layers = list(sums.layers)
     means = value_means(sums, cfg, len(ids))
@@ -104,5 +133,5 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> Q
         query_frame=query_frame(model, ids.shape[1], cfg.probes, layers),
         i_values=means.i_values, k_values=means.k_values, heads=heads,
         top=[top_head(by_position[(h.layer, h.head)], means) for h in shown],
-        top_outputs=top_head_outputs(model, lay, ids, lab, [(h.layer, h.head) for h in shown], cfg),
+        top_outputs=top_head_outputs(model, lay, data, [(h.layer, h.head) for h in shown], cfg),
         verdict=verdict)

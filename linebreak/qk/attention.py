@@ -64,63 +64,106 @@ def _groups(width: np.ndarray, count: np.ndarray, min_group: int) -> tuple[np.nd
     return inv, n[inv] >= min_group
 
 
-def shuffle_draws(width: np.ndarray, count: np.ndarray, min_group: int = KEY_SIDE_MIN_GROUP,
-                  n_shuffles: int = KEY_SIDE_SHUFFLES) -> int:
-    """How many uniform draws :func:`key_side_test` takes from its generator on these tokens: one per kept token
-    and shuffle, none when fewer than 3 are kept. The groups do not depend on the attention, so every head
-    takes the same number: a head not analysed is skipped by advancing the generator that far (each float64
-    uniform is one raw 64-bit draw)."""
-    n = int(_groups(width, count, min_group)[1].sum())
-    return n * n_shuffles if n >= 3 else 0
+@dataclass(frozen=True)
+class KeySideNull:
+    """The tokens a key-side test keeps and the within-group shuffles its null is measured on.
+
+    Within each (width, count) group of at least ``min_group`` tokens (``keep``; ``g`` the group of each kept
+    token), the previous line's length ``k`` takes categories; ``order`` lists the kept tokens cell by cell
+    (group, then length) and ``starts`` where each cell begins in it, ``n`` its size. A shuffle permutes the
+    lengths within groups; with the lengths of shuffle ``j`` the cells hold the tokens ``gather[j]`` (in cell
+    order), so a cell sum is a segment sum of the attention gathered there. The shuffles depend on the tokens
+    alone, not on the attention, so one null serves every head of a model: each head is tested against the
+    same permutations, and which layers are analysed does not change them."""
+    keep: np.ndarray
+    g: np.ndarray
+    k: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+    n: np.ndarray
+    gather: np.ndarray  # [n_shuffles, kept tokens]
+
+
+def key_side_null(width: np.ndarray, count: np.ndarray, prev_len: np.ndarray, rng: np.random.Generator,
+                  min_group: int = KEY_SIDE_MIN_GROUP, n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySideNull | None:
+    """The shuffles of :func:`key_side_test` on these tokens (one uniform draw per kept token and shuffle, from
+    ``rng``), or None when fewer than 3 tokens sit in groups of ``min_group``."""
+    inv, keep = _groups(width, count, min_group)
+    if keep.sum() < 3:
+        return None
+    k = prev_len[keep].astype(np.int64)
+    g = np.unique(inv[keep], return_inverse=True)[1]
+    order = np.lexsort((k, g))
+    new_cell = np.r_[True, (np.diff(g[order]) != 0) | (np.diff(k[order]) != 0)]
+    starts = np.flatnonzero(new_cell)
+    # shuffle j gives token by_group[i] the length of token perm[i] (both list the groups alike, so the pairing
+    # stays within groups); the cell of length v in group G then sums the attention a[by_group[i]] over the i
+    # with k[perm[i]] = v: the observed cells of b, where b[perm] = a[by_group]
+    by_group = np.argsort(g, kind="stable")
+    draws = rng.random((n_shuffles, len(g)))
+    gather = np.empty((n_shuffles, len(g)), dtype=np.int64)
+    for j in range(n_shuffles):
+        idx = np.empty(len(g), dtype=np.int64)
+        idx[np.lexsort((draws[j], g))] = by_group
+        gather[j] = idx[order]
+    return KeySideNull(keep=keep, g=g, k=k, order=order, starts=starts, n=np.diff(np.r_[starts, len(g)]),
+                       gather=gather)
+
+
+def key_side_tests(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
+                   null: KeySideNull | None) -> list[KeySide]:
+    """Does attention to the previous newline move with that line's length when width and count are fixed?
+    One :class:`KeySide` per column of ``attn [tokens, heads]``, every head against the same ``null``
+    (:func:`key_side_null` of these tokens).
+
+    Within each (width, count) group, the attention and ``prev_len`` are centred; ``corr`` is the pooled
+    correlation (the monotone part); ``eta2`` the share of the within-group attention variance explained by
+    the previous line's length taken as categories (any shape of dependence, e.g. a bump). Small cells make
+    ``eta2`` large by chance, so its null is measured: the lengths are permuted within groups (the null's
+    shuffles); ``eta2_shuffled`` is the mean and ``excess`` = ``eta2 - eta2_shuffled``; ``p_value`` the share
+    of shuffles (plus the observed) with ``eta2`` at least as large. ``moves`` when
+    ``excess >= KEY_SIDE_MIN_EXCESS`` and ``p_value <= KEY_SIDE_MAX_P``.
+    """
+    nan = float("nan")
+    if null is None:
+        n = int(_groups(width, count, KEY_SIDE_MIN_GROUP)[1].sum())
+        return [KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False, n=n)
+                for _ in range(attn.shape[1])]
+    # heads on rows, tokens contiguous: every reduction runs along one head's own row, in the same order
+    # whichever other heads are stacked beside it
+    a, g, m = np.ascontiguousarray(attn[null.keep].T, dtype=np.float64), null.g, len(null.g)
+    per_group = np.bincount(g)
+    a_c = a - np.stack([np.bincount(g, row) / per_group for row in a])[:, g]
+    kf = null.k.astype(np.float64)
+    k_c = kf - (np.bincount(g, kf) / per_group)[g]
+    tot = (a_c ** 2).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (a_c * k_c).sum(1) / np.sqrt(tot * (k_c ** 2).sum())
+
+        def eta2(rows):  # [heads]: the between-cell share of the centred attention, cells of the given rows
+            S = np.add.reduceat(a_c[:, rows], null.starts, axis=1)
+            return (S ** 2 / null.n).sum(1) / tot
+
+        e = eta2(null.order)
+        nulls = np.stack([eta2(rows) for rows in null.gather])  # [shuffles, heads]
+    out = []
+    for h in range(len(a)):
+        excess = float(e[h] - nulls[:, h].mean())
+        p = float((1 + (nulls[:, h] >= e[h]).sum()) / (1 + len(nulls)))
+        out.append(KeySide(corr=float(corr[h]) if tot[h] > 0 and np.isfinite(corr[h]) else nan,
+                           eta2=float(e[h]) if tot[h] > 0 else nan,
+                           eta2_shuffled=float(nulls[:, h].mean()) if tot[h] > 0 else nan,
+                           excess=excess if tot[h] > 0 else nan, p_value=p if tot[h] > 0 else nan,
+                           moves=bool(tot[h] > 0 and excess >= KEY_SIDE_MIN_EXCESS and p <= KEY_SIDE_MAX_P), n=m))
+    return out
 
 
 def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
                   rng: np.random.Generator, min_group: int = KEY_SIDE_MIN_GROUP,
                   n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySide:
-    """Does attention to the previous newline move with that line's length when width and count are fixed?
-
-    Within each (width, count) group, ``attn`` and ``prev_len`` are centred; ``corr`` is the pooled
-    correlation (the monotone part); ``eta2`` the share of the within-group attention variance explained by
-    the previous line's length taken as categories (any shape of dependence, e.g. a bump). Small cells make
-    ``eta2`` large by chance, so its null is measured: the lengths are permuted within groups
-    ``n_shuffles`` times; ``eta2_shuffled`` is the mean and ``excess`` = ``eta2 - eta2_shuffled``;
-    ``p_value`` the share of shuffles (plus the observed) with ``eta2`` at least as large. ``moves`` when
-    ``excess >= KEY_SIDE_MIN_EXCESS`` and ``p_value <= KEY_SIDE_MAX_P``.
-    """
-    nan = float("nan")
-    inv, keep = _groups(width, count, min_group)
-    if keep.sum() < 3:
-        return KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False,
-                       n=int(keep.sum()))
-    a, k = attn[keep], prev_len[keep].astype(np.int64)
-    g = np.unique(inv[keep], return_inverse=True)[1]
-
-    def demean(v):
-        return v - (np.bincount(g, v) / np.bincount(g))[g]
-
-    a_c, k_c = demean(a), demean(k.astype(float))
-    denom = np.sqrt((a_c**2).sum() * (k_c**2).sum())
-    corr = float((a_c * k_c).sum() / denom) if denom > 0 else nan
-    tot = float((a_c**2).sum())
-
-    def eta2(kk):
-        cell = g * (int(k.max()) + 2) + kk
-        _, ci = np.unique(cell, return_inverse=True)
-        cm = (np.bincount(ci, a_c) / np.bincount(ci))[ci]
-        return float((cm**2).sum() / tot) if tot > 0 else nan
-
-    # permute lengths within groups: both orders list the groups alike, so pairing them shuffles within
-    by_group = np.argsort(g, kind="stable")
-    null = np.empty(n_shuffles)
-    for j in range(n_shuffles):
-        shuffled = np.empty_like(k)
-        shuffled[by_group] = k[np.lexsort((rng.random(len(g)), g))]
-        null[j] = eta2(shuffled)
-    e = eta2(k)
-    excess = e - float(null.mean())
-    p = float((1 + (null >= e).sum()) / (1 + n_shuffles))
-    return KeySide(corr=corr, eta2=e, eta2_shuffled=float(null.mean()), excess=excess, p_value=p,
-                   moves=bool(excess >= KEY_SIDE_MIN_EXCESS and p <= KEY_SIDE_MAX_P), n=int(keep.sum()))
+    """:func:`key_side_tests` of one head's attention ``attn [tokens]``, its shuffles drawn from ``rng``."""
+    null = key_side_null(width, count, prev_len, rng, min_group, n_shuffles)
+    return key_side_tests(attn[:, None], width, count, prev_len, null)[0]
 
 
 @dataclass
@@ -134,21 +177,15 @@ def measure_heads(att: dict[int, np.ndarray], lab: dict, lay, cfg: QKConfig,
                   rng: np.random.Generator) -> dict[tuple[int, int], Measured]:
     """Response curve and key-side test of every head of the analysed layers, by ``(layer, head)``, from
     ``att`` (per analysed layer, the attention of each query token with a previous newline to it
-    ``[tokens, n_heads]``, in the order of :func:`linebreak.qk.collect.collect`). The shuffles draw from ``rng``
-    in the order of all the model's heads (``lay``); the heads of a layer not analysed are jumped over
-    (:func:`shuffle_draws`), so a head gets the same shuffles whichever layers are analysed."""
+    ``[tokens, n_heads]``, in the order of :func:`linebreak.qk.collect.collect`). The key-side shuffles are
+    drawn once from ``rng`` and every head is tested against them (:class:`KeySideNull`)."""
     b, t = np.nonzero(newline_queries(lab))
     remaining, width, count = lab["remaining"][b, t], lab["width"][b, t], lab["count"][b, t]
     prev_len = lab["line_len"][b, lab["prev_nl"][b, t]]
     rem_values = np.arange(0, cfg.max_remaining + 1)
-    skip = lay.n_heads * shuffle_draws(width, count)
+    null = key_side_null(width, count, prev_len, rng)
     out = {}
-    for L in range(lay.n_layers):
-        if L not in att:
-            rng.bit_generator.advance(skip)
-            continue
-        for h in range(lay.n_heads):
-            a = att[L][:, h]
-            out[(L, h)] = Measured(response_curve(a, remaining, rem_values, cfg.min_per_value),
-                                   key_side_test(a, width, count, prev_len, rng))
+    for L, a in att.items():
+        for h, side in enumerate(key_side_tests(a, width, count, prev_len, null)):
+            out[(L, h)] = Measured(response_curve(a[:, h], remaining, rem_values, cfg.min_per_value), side)
     return out

@@ -17,7 +17,9 @@ such a model the pass also keeps, per head, the per-value sums of the head's own
 One pass (:func:`collect`) keeps per-value sums (float64, for the means), the attention from every query token
 to its most recent previous newline (for the response curves and the key-side test), and, for the probe
 route, a seeded sample of at most ``probe_rows`` token rows (:func:`probe_sample`, chosen before the pass).
-Every layer's tensors are reduced inside its own hooks as the forward pass reaches it, and the model is not
+The same pass sums each head's mixed values ``z`` per characters remaining, from which the top heads'
+outputs follow linearly (:func:`linebreak.qk.top_heads.top_head_outputs`). Every layer's tensors are reduced
+inside its own hooks as the forward pass reaches it, and the model is not
 asked to return its attentions, so at most one layer's attention pattern (``[batch, heads, T, T]``) is held at
 a time. Sums are kept apart for the even- and odd-numbered documents so the verdict can be judged again on each
 half (:func:`linebreak.qk.verdict.split_half`).
@@ -37,7 +39,6 @@ import numpy as np
 from linebreak.capture.collect import sample_rows
 from linebreak.hooks import arch, load
 from linebreak.hooks.points import hook_name
-from linebreak.hooks.run import as_tensor, batches, hooks, run_with_hooks
 from linebreak.io import UserError
 from linebreak.probe import manifold
 from linebreak.qk.config import QKConfig
@@ -130,7 +131,8 @@ def planned_bytes(lay: arch.Layout, n_layers: int, n_counts: int, n_offsets: int
       the queries and ``[2, n_layers, n_keys, d_model]`` for the keys (and, on a q/k-norm model, the same per
       head with ``n_heads * d_head`` in place of ``d_model``);
     - ``attention``: float32 attention of ``n_attention`` query tokens to their newline, per layer and head;
-    - ``probe_rows``: ``n_probe_rows`` float32 rows of ``d_model`` per layer (0 without the route), and
+    - ``probe_rows``: ``n_probe_rows`` float32 rows of ``d_model`` per layer (0 without the route; written to
+      temporary files during the pass, :class:`Spill`, and counted here as the bound on what the stage stores), and
       ``probe_fit``: the route's float64 working copies of one layer's rows while its probes are fitted (about
       three: the rows, their training subset and its standardised copy).
     """
@@ -194,14 +196,50 @@ class Sums:
         return self.qn_sum is not None
 
 
+class Spill:
+    """float32 rows ``[n, d]`` kept in an anonymous temporary file (deleted when closed or collected), written
+    batch by batch at their place and read back whole: the probe route's rows of every layer are written during
+    the pass and read one layer at a time, so they never all sit in memory (at d_model 768 they are 1.2 GB)."""
+
+    def __init__(self, n: int, d: int):
+        import tempfile
+
+        self.n, self.d = n, d
+        self.file = tempfile.TemporaryFile(buffering=0)
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.n * self.d
+
+    def __len__(self) -> int:
+        return self.n
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        self.file.seek(4 * start * self.d)
+        np.ascontiguousarray(rows, dtype=np.float32).tofile(self.file)
+
+    def read(self) -> np.ndarray:
+        self.file.seek(0)
+        out = np.fromfile(self.file, dtype=np.float32, count=self.n * self.d)
+        if out.size != self.n * self.d:
+            raise OSError(f"the probe route's temporary file holds {out.size} of {self.n * self.d} values")
+        return out.reshape(self.n, self.d)
+
+
 @dataclass
 class ProbeRows:
-    """The token rows the probe route fits on, per analysed layer (``{layer: [one float32 array per batch]}``),
-    and their labels per batch: ``q_lab`` (count, offset, document), ``k_lab`` (key value, document)."""
-    q: dict[int, list[np.ndarray]]
-    k: dict[int, list[np.ndarray]]
+    """The token rows the probe route fits on, per analysed layer (``{layer: [arrays or a Spill]}``), and their
+    labels per batch: ``q_lab`` (count, offset, document), ``k_lab`` (key value, document)."""
+    q: dict[int, list]
+    k: dict[int, list]
     q_lab: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     k_lab: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def layer(self, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``L``'s query rows and key rows, each as one array."""
+        def whole(parts):
+            return np.concatenate([a.read() if isinstance(a, Spill) else a for a in parts])
+        return whole(self.q[L]), whole(self.k[L])
 
 
 @dataclass
@@ -209,6 +247,11 @@ class Collected:
     halves: Sums  # leading axis 2: even / odd documents
     attention: dict[int, np.ndarray]  # per analysed layer: [query tokens with a previous newline, n_heads]
     rows: ProbeRows | None  # None once the probe route has used them (or when it is off: empty lists)
+    # per analysed layer, each head's mixed values z summed per characters remaining (0..cfg.max_remaining) over
+    # the query tokens, and their token counts: the top heads' outputs are these sums through W_O
+    # (linebreak.qk.top_heads.top_head_outputs), so no second pass is needed
+    z_sum: np.ndarray | None = None  # [n_layers, remaining, n_heads, d_head]
+    z_n: np.ndarray | None = None  # [remaining]
 
 
 def numpy64(x) -> np.ndarray:
@@ -223,10 +266,20 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
     checking the plan against ``cfg.max_gb`` (:func:`check_budget`). For a rotary model the query sums are
     kept per (count, offset) over the tokens that have a previous newline, so that each head's queries can be
     rotated to it (:func:`linebreak.qk.maps.rotated_query_map`). On a q/k-norm model the heads' own normed
-    queries and keys are summed too (see the module doc)."""
+    queries and keys are summed too (see the module doc). The pass is :func:`collect_reader`'s."""
+    from linebreak.hooks.run import read_pass
+
+    reader, finish = collect_reader(model, lay, ids, lab, cfg, key_values, rotary)
+    read_pass(model, ids, cfg.batch_size, [reader], desc="qk: forward")
+    return finish()
+
+
+def collect_reader(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary: bool):
+    """:func:`collect` as a reader of a forward pass over ``ids``: ``(reader, finish)``, where ``finish()``
+    returns the :class:`Collected` once the pass has run. The plan is checked here, before any pass."""
     import torch
 
-    from linebreak.progress import bar
+    from linebreak.hooks.run import Reader
 
     layers = analysed_layers(model, lay, cfg)
     slot = {L: j for j, L in enumerate(layers)}
@@ -249,8 +302,17 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
                 np.zeros((2, nL, max_k, d)), np.zeros((2, max_k)),
                 np.zeros((2, nL, max_c, n_off, H, dh)) if normed else None,
                 np.zeros((2, nL, max_k, H, dh)) if normed else None, layers=tuple(layers))
-    att_rows: dict[int, list[np.ndarray]] = {L: [] for L in layers}
+    att = {L: np.empty((int(to_nl.sum()), H), np.float32) for L in layers}  # filled batch by batch
     rows = ProbeRows(q={L: [] for L in layers}, k={L: [] for L in layers})
+    # the sampled rows go to temporary files (Spill), the attention to the newline into arrays made once at its
+    # final size (known before the pass), not into one new array per batch: long-lived blocks interleaved with
+    # each batch's temporaries fragment the heap (measured: 2 GB more resident memory over 128 documents of the
+    # benchmark's d_model-768 model)
+    n_pq, n_pk = (int((m & sampled).sum()) if keep_rows else 0 for m in (q_all, k_all))
+    q_buf = {L: Spill(n_pq, d) for L in layers} if keep_rows else {}
+    k_buf = {L: Spill(n_pk, d) for L in layers} if keep_rows else {}
+    R = cfg.max_remaining + 1
+    z_sum, z_n = np.zeros((nL, R, H, dh)), np.zeros(R)
     at = {}  # the current batch: row selections, filled in before its forward pass
 
     def reads(L):  # what the heads read: the attention norm's output (or the block input, post-norm)
@@ -261,8 +323,8 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
             np.add.at(sums.q_sum, (at["qh"], j, at["qc"], at["qo"]), x[at["qm"]])
             np.add.at(sums.k_sum, (at["kh"], j, at["kv"]), x[at["km"]])
             if keep_rows:
-                rows.q[L].append(x[at["pq"]].astype(np.float32))
-                rows.k[L].append(x[at["pk"]].astype(np.float32))
+                q_buf[L].write(at["q0"], x[at["pq"]])
+                k_buf[L].write(at["k0"], x[at["pk"]])
         return fn
 
     def normed_q(L):
@@ -276,37 +338,51 @@ def collect(model, lay, ids, lab, cfg: QKConfig, key_values: np.ndarray, rotary:
             np.add.at(sums.kn_sum, (at["kh"], slot[L], at["kv"]), numpy64(k)[at["km"]])
         return fn
 
+    def mixed_values(L):  # each head's z, summed per characters remaining
+        def fn(z, name):
+            np.add.at(z_sum[slot[L]], at["zr"], numpy64(z)[at["zm"]])
+        return fn
+
     def to_newline(L):  # attention from query tokens to their most recent previous newline
         def fn(w, name):
             b, t, s = (torch.as_tensor(at[k], device=w.device) for k in ("b", "t", "s"))
-            att_rows[L].append(w[b, :, t, s].detach().float().cpu().numpy().reshape(len(at["b"]), H))
+            att[L][at["a0"]: at["a0"] + len(at["b"])] = w[b, :, t, s].detach().float().cpu().numpy().reshape(-1, H)
         return fn
 
     site = arch.attention_input_site(model)
     fwd = [(hook_name(site, L), reads(L)) for L in layers]
     fwd += [(hook_name("pattern", L), to_newline(L)) for L in layers]
+    fwd += [(hook_name("z", L), mixed_values(L)) for L in layers]
     if normed:
         fwd += [(hook_name(s, L), f(L)) for L in layers for s, f in (("q_normed", normed_q),
                                                                       ("k_normed", normed_k))]
     offsets = lab["offset"] if rotary else np.zeros_like(lab["offset"])  # offset 0 only without rotary
-    with hooks(model, fwd):
-        for s, e in bar(list(batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
-            qm, km, c, kv, off = q_all[s:e], k_all[s:e], lab["count"][s:e], key_values[s:e], offsets[s:e]
-            pq, pk = qm & sampled[s:e], km & sampled[s:e]
-            half = np.broadcast_to(np.arange(s, e)[:, None] % 2, qm.shape)  # document parity
-            doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)  # document index
-            pn = lab["prev_nl"][s:e]
-            b, t = np.nonzero(to_nl[s:e])
-            at.update(qm=qm, qh=half[qm], qc=c[qm], qo=off[qm], km=km, kh=half[km], kv=kv[km], pq=pq, pk=pk,
-                      b=b, t=t, s=pn[b, t])
-            np.add.at(sums.q_n, (half[qm], c[qm], off[qm]), 1)
-            np.add.at(sums.k_n, (half[km], kv[km]), 1)
-            if keep_rows:
-                rows.q_lab.append((c[pq], off[pq], doc[pq]))
-                rows.k_lab.append((kv[pk], doc[pk]))
-            run_with_hooks(model, as_tensor(ids[s:e]), use_cache=False)  # patterns come from the hooks alone
-    att = {L: np.concatenate(a) if a else np.zeros((0, H)) for L, a in att_rows.items()}
-    return Collected(sums, att, rows)
+
+    def begin(s, e):  # the batch's row selections, for the hooks; its token counts
+        qm, km, c, kv, off = q_all[s:e], k_all[s:e], lab["count"][s:e], key_values[s:e], offsets[s:e]
+        pq, pk = qm & sampled[s:e], km & sampled[s:e]
+        half = np.broadcast_to(np.arange(s, e)[:, None] % 2, qm.shape)  # document parity
+        doc = np.broadcast_to(np.arange(s, e)[:, None], qm.shape)  # document index
+        pn = lab["prev_nl"][s:e]
+        b, t = np.nonzero(to_nl[s:e])
+        rem = lab["remaining"][s:e]
+        zm = lab["query"][s:e] & (rem >= 0) & (rem < R)
+        np.add.at(z_n, rem[zm], 1)
+        at.update(qm=qm, qh=half[qm], qc=c[qm], qo=off[qm], km=km, kh=half[km], kv=kv[km], pq=pq, pk=pk,
+                  b=b, t=t, s=pn[b, t], zm=zm, zr=rem[zm], q0=int((q_all[:s] & sampled[:s]).sum()),
+                  k0=int((k_all[:s] & sampled[:s]).sum()), nq=int(pq.sum()), nk=int(pk.sum()), a0=int(to_nl[:s].sum()))
+        np.add.at(sums.q_n, (half[qm], c[qm], off[qm]), 1)
+        np.add.at(sums.k_n, (half[km], kv[km]), 1)
+        if keep_rows:
+            rows.q_lab.append((c[pq], off[pq], doc[pq]))
+            rows.k_lab.append((kv[pk], doc[pk]))
+
+    def finish() -> Collected:  # patterns came from the hooks alone: the model never returned its attentions
+        for L in q_buf:
+            rows.q[L], rows.k[L] = [q_buf[L]], [k_buf[L]]
+        return Collected(sums, att, rows, z_sum, z_n)
+
+    return Reader(fwd, begin, len(ids)), finish
 
 
 def per_value_means(sums: np.ndarray, counts: np.ndarray, values: np.ndarray, min_n: int):

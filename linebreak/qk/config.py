@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from linebreak.config import require, tuples_from_text
 from linebreak.hooks.device import OnDevice
+from linebreak.probe.config import VALUE_PROBE_ITERS, VALUE_PROBE_ROWS
 
 # what the keys of the twist test are: linebreak.qk.analysis (newline), linebreak.qk.columns (cell_start, pad)
 KEY_CLASSES = ("newline", "cell_start", "pad")
@@ -46,11 +47,13 @@ class QKConfig(OnDevice):
     # 32768 = the default study's 128 documents x 256 tokens, so every row of that run is kept (it uses 27161)
     probe_rows: int = field(default=32768, metadata={"help": "token rows (queries and newlines) the probe route "
                                                               "fits on per layer (a seeded sample if more)"})
-    # The route's logistic fits (linebreak.probe.estimators.value_probes' own defaults). They are most of the
-    # stage's time on a wide model (d_model 768: about two minutes a layer on 2 CPU cores); fewer rows or
-    # iterations trade fit quality for time.
-    probe_fit_rows: int = field(default=20000, metadata={"help": "training rows of each logistic value probe"})
-    probe_iters: int = field(default=300, metadata={"help": "L-BFGS iterations of each logistic value probe"})
+    # The route's logistic fits: the probe stage's recipe (linebreak.probe.config.VALUE_PROBE_ROWS / _ITERS, with
+    # the reason). Until the analysis benchmark (issue 18) they were 20000 rows and 300 iterations, three quarters of
+    # the stage's time on a d_model-768 model.
+    probe_fit_rows: int = field(default=VALUE_PROBE_ROWS, metadata={"help": "training rows of each logistic value "
+                                                                             "probe"})
+    probe_iters: int = field(default=VALUE_PROBE_ITERS, metadata={"help": "L-BFGS iterations of each logistic value "
+                                                                           "probe"})
     max_gb: float = field(default=8.0, metadata={"help": "refuse a run whose sums, attention and probe rows would "
                                                           "hold more than this (GB)"})
 

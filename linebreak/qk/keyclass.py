@@ -37,7 +37,7 @@ import numpy as np
 
 from linebreak.hooks import arch
 from linebreak.hooks.points import hook_name
-from linebreak.hooks.run import as_tensor, batches, hooks, run_with_hooks
+from linebreak.hooks.run import Reader, read_pass
 from linebreak.io import UserError
 from linebreak.qk.collect import Sums, analysed_layers, check_budget, numpy64, planned_bytes
 from linebreak.qk.config import QKConfig
@@ -132,8 +132,6 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     """The sums, token counts and per-pair scores of the module doc, in one pass over the layers ``cfg.layers``."""
     import torch
 
-    from linebreak.progress import bar
-
     check_table(lab)
     layers = analysed_layers(model, lay, cfg)
     slot = {L: j for j, L in enumerate(layers)}
@@ -192,11 +190,12 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     fwd += [(hook_name(q_site, L), grab("q", L)) for L in layers] + [(hook_name(k_site, L), grab("k", L))
                                                                      for L in layers]
     fwd += [(hook_name("pattern", L), prob(L)) for L in layers]
-    with hooks(model, fwd):
-        for s, e in bar(list(batches(len(ids), cfg.batch_size)), desc="qk: forward", leave=False):
-            rows = np.flatnonzero((P.b >= s) & (P.b < e))
-            summed = rows[near[rows]]
-            at.update(rows=rows, b=P.b[rows] - s, t=P.t[rows], s=P.s[rows], qb=P.b[summed] - s, qt=P.t[summed],
-                      i=P.i[summed], off=off[summed], half=P.b[summed] % 2, kv=kv[s:e], start=s)
-            run_with_hooks(model, as_tensor(ids[s:e]), use_cache=False)
+
+    def begin(s, e):  # the batch's pairs and the key values of its documents
+        rows = np.flatnonzero((P.b >= s) & (P.b < e))
+        summed = rows[near[rows]]
+        at.update(rows=rows, b=P.b[rows] - s, t=P.t[rows], s=P.s[rows], qb=P.b[summed] - s, qt=P.t[summed],
+                  i=P.i[summed], off=off[summed], half=P.b[summed] % 2, kv=kv[s:e], start=s)
+
+    read_pass(model, ids, cfg.batch_size, [Reader(fwd, begin, len(ids))], desc="qk: forward")
     return KeyClassData(sums, q_tokens, P, scores, tables)

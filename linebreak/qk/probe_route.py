@@ -51,8 +51,10 @@ def probe_route(rows: ProbeRows, q_n: np.ndarray | None, model, lay, i_values, k
             twist.skip_controls(lay.n_heads, (lay.d_model, lay.d_head), rng)
             continue
         fit = {"seed": cfg.seed, "max_rows": cfg.probe_fit_rows, "max_iter": cfg.probe_iters}
-        pq = value_probes(np.concatenate(rows.q[L]), c, g, keep=i_values, **fit)
-        pk = value_probes(np.concatenate(rows.k[L]), kv, kg, keep=k_values, **fit)
+        Xq, Xk = rows.layer(L)
+        pq = value_probes(Xq, c, g, keep=i_values, **fit)
+        pk = value_probes(Xk, kv, kg, keep=k_values, **fit)
+        del Xq, Xk
         fits.append(ProbeFit(layer=L, count_rmse=pq.rmse_test, count_accuracy=pq.accuracy_test,
                              key_rmse=pk.rmse_test, key_accuracy=pk.accuracy_test))
         if tables is None:

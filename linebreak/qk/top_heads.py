@@ -5,8 +5,8 @@ The verdict rests on summary numbers; these details are what the figures draw (:
 - :func:`top_head` — a head's three cosine matrices and mean logits, and the joint PCA of the count means and
   width means, once in the residual stream (what attention reads) and once through the head (its ``W_Q`` /
   ``W_K``, or its own normed queries and keys on a q/k-norm model: the twist made visible);
-- :func:`top_head_outputs` — a second forward pass that sums the top heads' outputs (each head's ``z`` through
-  the output projection alone) per characters remaining and reduces them by PCA. The paper finds 2 PCs carry
+- :func:`top_head_outputs` — the top heads' outputs (each head's ``z`` through the output projection alone)
+  summed per characters remaining, from the sums the qk pass keeps, and reduced by PCA. The paper finds 2 PCs carry
   92 % of the boundary heads' summed output.
 """
 
@@ -15,11 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from linebreak.hooks.measure import head_outputs
-from linebreak.hooks.points import hook_name
-from linebreak.hooks.run import as_tensor, batches, run_with_cache
 from linebreak.probe import manifold
 from linebreak.qk import twist
-from linebreak.qk.collect import Means
+from linebreak.qk.collect import Collected, Means, layer_slot
 from linebreak.qk.config import QKConfig
 from linebreak.qk.maps import HeadQK
 from linebreak.qk.result import TopHead, TopOutputs
@@ -42,25 +40,23 @@ def top_head(hq: HeadQK, means: Means) -> TopHead:
                    pca_residual=_pca(both, 3)[1], pca_qk=_pca(thru, 3)[1])
 
 
-def top_head_outputs(model, lay, ids, lab, top: list[tuple[int, int]], cfg: QKConfig) -> TopOutputs:
-    """PCA of the top heads' summed outputs, averaged per characters remaining (0..max_remaining)."""
-    layers = sorted({L for L, _ in top})
-    R = cfg.max_remaining + 1
-    ns = np.zeros(R)
-    per_head = {lh: np.zeros((R, lay.d_model)) for lh in top}
-    z = {L: hook_name("z", L) for L in layers}  # each head's mixed values, before the output projection
-    for s, e in batches(len(ids), cfg.batch_size):
-        _, cache = run_with_cache(model, as_tensor(ids[s:e]), list(z.values()))
-        rem = lab["remaining"][s:e]
-        m = lab["query"][s:e] & (rem >= 0) & (rem < R)
-        np.add.at(ns, rem[m], 1)
-        for L in layers:
-            hs = [h for LL, h in top if LL == L]
-            outs = head_outputs(model, L, cache[z[L]], hs)
-            for h, o in outs.items():
-                np.add.at(per_head[(L, h)], rem[m], o.double().numpy()[m])
+def top_head_outputs(model, lay, data: Collected, top: list[tuple[int, int]], cfg: QKConfig) -> TopOutputs:
+    """PCA of the top heads' summed outputs, averaged per characters remaining (0..max_remaining), from the
+    per-remaining sums of their mixed values ``z`` that :func:`linebreak.qk.collect.collect` keeps: a head's
+    output is its ``z`` through the output projection alone, which is linear, so the sum of its outputs is its
+    summed ``z`` through the projection."""
+    import torch
+
+    layers = data.halves.layers
+    ns = data.z_n
+    per_head = {}
+    for L in sorted({L for L, _ in top}):
+        hs = [h for LL, h in top if LL == L]
+        outs = head_outputs(model, L, torch.from_numpy(data.z_sum[layer_slot(layers, L)]), hs)
+        per_head |= {(L, h): o.double().numpy() for h, o in outs.items()}
     keep = ns >= cfg.min_per_value
-    values = np.arange(R)[keep]
+    values = np.arange(len(ns))[keep]
+    per_head = {lh: per_head[lh] for lh in top}  # the order of top
     summed = sum(per_head.values())[keep] / ns[keep, None]
     ratio, proj = _pca(summed, 3)
     heads_1d = {f"L{L}H{h}": twist.pc1_share(v[keep] / ns[keep, None]) for (L, h), v in per_head.items()}

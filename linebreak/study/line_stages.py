@@ -26,7 +26,7 @@ from linebreak.io import UserError, save_json
 from linebreak.presets import StudyPreset, TrainPreset
 from linebreak.probe.result import ProbeResult
 from linebreak.results import Result
-from linebreak.study.stages import StageResult, fingerprint, run_stage
+from linebreak.study.stages import StageResult, fingerprint, finished, run_stage
 
 
 @dataclass
@@ -79,8 +79,26 @@ def model_stage(out: Path, preset: TrainPreset, corpus_res: StageResult, reuse: 
                      reuse, log, TrainMetrics)
 
 
+def shares_pass(sp: StudyPreset) -> bool:
+    """Whether the qk stage can read the probe stage's capture pass: the same split, batches, device and dtype
+    (and then :func:`qk_can_ride` checks the documents)."""
+    cap, qk = sp.capture, sp.qk
+    return (cap.split, cap.batch_size, cap.device, cap.dtype) == (qk.split, qk.batch_size, qk.device, qk.dtype)
+
+
+def qk_can_ride(read, ids) -> bool:
+    """Whether the qk pass ``read`` (:func:`linebreak.qk.analysis.qk_pass`) reads the first documents of the
+    capture's ``ids``, so that one pass serves both."""
+    import numpy as np
+
+    return len(read.ids) <= len(ids) and np.array_equal(read.ids, ids[: len(read.ids)])
+
+
 def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str],
-                cfg_model, reuse: bool, log) -> StageResult:
+                cfg_model, reuse: bool, log, carry: dict | None = None) -> StageResult:
+    """The probe stage. With ``carry`` (a dict), the qk stage's pass rides the model's capture pass when it
+    can (:func:`shares_pass`, :func:`qk_can_ride`): the qk reader is left in ``carry["qk"]``, already run, for
+    :func:`qk_stage`, and the model runs over the documents once instead of twice."""
     from linebreak.capture.collect import capture
     from linebreak.capture.control import save_control_model
     from linebreak.corpus.store import load_corpus
@@ -93,9 +111,16 @@ def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, u
 
     def work(path: Path) -> dict:
         corpus = load_corpus(corpus_dir)
-        model, _ = load_model(model_dir, cap.device, cap.dtype)
+        model, tok = load_model(model_dir, cap.device, cap.dtype)
         ctrl_dir = save_control_model(model, corpus, path / "control_model", cfg_model)
-        runs = {"model": analyse(capture(model, corpus, cap), sp.probe)}
+        also = []
+        if carry is not None and shares_pass(sp):
+            from linebreak.qk.analysis import qk_pass
+
+            read = qk_pass(model, corpus, sp.qk, tokenizer=tok)
+            if qk_can_ride(read, corpus.splits[cap.split].input_ids[: cap.max_docs]):
+                carry["qk"], also = read, [read.reader]
+        runs = {"model": analyse(capture(model, corpus, cap, also=also), sp.probe)}
         save_probe(runs["model"], path)
         del model  # one model on the device at a time: the control is loaded once the model's capture is done
         runs["control"] = analyse(capture(load_model(ctrl_dir, cap.device, cap.dtype)[0], corpus, cap), sp.probe)
@@ -106,7 +131,8 @@ def probe_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, u
 
 
 def qk_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upstream: list[str], reuse: bool,
-             log) -> StageResult:
+             log, carry: dict | None = None) -> StageResult:
+    """The qk stage; it reads ``carry["qk"]`` when the probe stage's pass carried it (:func:`probe_stage`)."""
     from linebreak.corpus.store import load_corpus
     from linebreak.hooks.load import load_model
     from linebreak.qk.analysis import qk_analysis
@@ -114,7 +140,8 @@ def qk_stage(out: Path, sp: StudyPreset, model_dir: Path, corpus_dir: Path, upst
 
     def work(path: Path) -> dict:
         model, tok = load_model(model_dir, sp.qk.device, sp.qk.dtype)
-        res = qk_analysis(model, load_corpus(corpus_dir), sp.qk, tokenizer=tok).to_json()
+        read = (carry or {}).pop("qk", None)
+        res = qk_analysis(model, load_corpus(corpus_dir), sp.qk, tokenizer=tok, read=read).to_json()
         save_json(path / "qk.json", res)
         return res
 
@@ -177,10 +204,14 @@ def run_line_stages(out: str | Path, cfg, sp: StudyPreset | None = None,
         res["model"] = model_stage(out, sp.train, res["corpus"], cfg.reuse, log)
         model_dir, model_fp, cfg_model = res["model"].path, res["model"].fingerprint, sp.train.train.model
     up = [res["corpus"].fingerprint, model_fp]
+    # the qk stage's pass rides the probe stage's capture when qk will run (not reused): one pass, not two
+    qk_runs = "qk" in stages and not (cfg.reuse and finished(out / "qk", fingerprint(dataclasses.asdict(sp.qk), up)))
+    carry: dict = {}
     if "probe" in stages:
-        res["probe"] = probe_stage(out, sp, model_dir, res["corpus"].path, up, cfg_model, cfg.reuse, log)
+        res["probe"] = probe_stage(out, sp, model_dir, res["corpus"].path, up, cfg_model, cfg.reuse, log,
+                                   carry if qk_runs else None)
     if "qk" in stages:
-        res["qk"] = qk_stage(out, sp, model_dir, res["corpus"].path, up, cfg.reuse, log)
+        res["qk"] = qk_stage(out, sp, model_dir, res["corpus"].path, up, cfg.reuse, log, carry)
     if "causal" in stages:
         res["causal"] = causal_stage(out, sp, model_dir, res["corpus"].path, res.get("qk"), up, cfg.reuse, log)
     return res
