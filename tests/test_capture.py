@@ -109,6 +109,7 @@ def test_a_block_input_is_kept_once_and_saved_under_both_names(corpus, tmp_path)
         assert torch.equal(both.acts[f"blocks.{L}.hook_resid_pre"], pre.acts[f"blocks.{L}.hook_resid_pre"])
     held = sum(t.numel() * t.element_size() for t in {id(t): t for t in both.acts.values()}.values())
     n = both.meta["n_rows"]
+    assert held == planned_bytes({"resid_pre": (32,), "resid_post": (32,)}, n, 0, 48, 4, 3, 4, n_shared=2)
     assert held == planned_bytes({"resid_pre": (32,), "resid_post": (32,)}, n, 0, 48, 4, 3, 4) - 2 * n * 32 * 4
     save_activations(both, tmp_path / "acts")
     back = load_activations(tmp_path / "acts")

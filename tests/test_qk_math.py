@@ -153,7 +153,7 @@ def test_one_null_serves_every_head_and_matches_the_direct_shuffles():
     prev = width - rng.integers(0, 6, n)
     A = rng.random((n, 3)) + np.array([0.0, 0.05, 0.2]) * (prev[:, None] % 2)
     null = key_side_null(width, count, prev, np.random.default_rng(5), n_shuffles=120)
-    stacked = key_side_tests(A, width, count, prev, null)
+    stacked = key_side_tests(A, null)
     draws = np.random.default_rng(5)  # the same draws, used the long way: one permutation per shuffle
     a, g, k = A[null.keep], null.g, null.k
     by_group = np.argsort(g, kind="stable")
@@ -168,7 +168,7 @@ def test_one_null_serves_every_head_and_matches_the_direct_shuffles():
         # sums of the same ~n float64 terms in another order: rounding ~n eps64 (1e-13) of values below 1
         assert side.eta2 == pytest.approx(_direct_eta2(a[:, h], g, k), abs=1e-11)
         assert side.eta2_shuffled == pytest.approx(direct.mean(), abs=1e-11)
-        assert side == key_side_tests(A[:, [h]], width, count, prev, null)[0]
+        assert side == key_side_tests(A[:, [h]], null)[0]
     assert stacked[2].moves and not stacked[0].moves
 
 

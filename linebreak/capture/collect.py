@@ -53,11 +53,21 @@ def _check_input(model, corpus, cfg: CaptureConfig) -> np.ndarray:
 
 
 def planned_bytes(shapes: dict, n_rows: int, n_pattern_docs: int, T: int, n_heads: int, n_layers: int,
-                  itemsize: int) -> int:
+                  itemsize: int, n_shared: int = 0) -> int:
     """Bytes the preallocated store takes: ``n_rows`` rows of each ``shapes`` site and ``n_pattern_docs``
-    patterns ``[n_heads, T, T]``, in each of ``n_layers`` layers."""
+    patterns ``[n_heads, T, T]``, in each of ``n_layers`` layers, less the ``n_shared`` block inputs kept once as
+    the previous block's output (:func:`shared_inputs`)."""
     per_row = sum(int(np.prod(s)) for s in shapes.values())
-    return itemsize * n_layers * (n_rows * per_row + n_pattern_docs * n_heads * T * T)
+    shared = n_shared * int(np.prod(shapes.get("resid_pre", 0)))
+    return itemsize * (n_layers * (n_rows * per_row + n_pattern_docs * n_heads * T * T) - n_rows * shared)
+
+
+def shared_inputs(shapes: dict, layers: list[int]) -> dict[str, str]:
+    """``{blocks.L.hook_resid_pre: blocks.L-1.hook_resid_post}`` where both are kept: a block's input is the
+    previous block's output, the same tensor, so it is kept once under both names."""
+    if "resid_pre" not in shapes or "resid_post" not in shapes:
+        return {}
+    return {hook_name("resid_pre", L): hook_name("resid_post", L - 1) for L in layers if L - 1 in layers}
 
 
 def _check_budget(nbytes: int, cfg: CaptureConfig, n_layers: int) -> None:
@@ -121,17 +131,13 @@ def capture_reader(model, corpus, cfg: CaptureConfig):
     shapes = {"resid_pre": d, "resid_mid": d, "resid_post": d, "ln1": d, "ln1_normalized": d, "ln1_scale": (1,),
               "q": q_shape, "k": k_shape, "q_normed": q_shape, "k_normed": k_shape}
     shapes = {s: shapes[s] for s in sites if s != "pattern"}
-    # a block's input is the previous block's output: blocks.{L}.hook_resid_pre is blocks.{L-1}.hook_resid_post,
-    # the same tensor, so where both are asked for it is kept once, under both names
-    same = {hook_name("resid_pre", L): hook_name("resid_post", L - 1) for L in layers
-            if "resid_pre" in shapes and "resid_post" in shapes and L - 1 in layers}
-    _check_budget(planned_bytes(shapes, N, n_pat, T, lay.n_heads, len(layers), dtype.itemsize)
-                  - len(same) * N * lay.d_model * dtype.itemsize, cfg, len(layers))
+    same = shared_inputs(shapes, layers)
+    _check_budget(planned_bytes(shapes, N, n_pat, T, lay.n_heads, len(layers), dtype.itemsize, len(same)), cfg,
+                  len(layers))
     device = load.model_device(model)
-    acts = {hook_name(s, L): torch.empty((N, *shape), dtype=dtype) for s, shape in shapes.items() for L in layers
-            if hook_name(s, L) not in same}
-    acts |= {pre: acts[post] for pre, post in same.items()}
-    acts = {hook_name(s, L): acts[hook_name(s, L)] for s in shapes for L in layers}  # in the usual order
+    own = {hook_name(s, L): torch.empty((N, *shape), dtype=dtype) for s, shape in shapes.items() for L in layers
+           if hook_name(s, L) not in same}
+    acts = {hook_name(s, L): own[same.get(hook_name(s, L), hook_name(s, L))] for s in shapes for L in layers}
     if n_pat:
         acts |= {hook_name("pattern", L): torch.empty((n_pat, lay.n_heads, T, T), dtype=dtype)
                  for L in layers}

@@ -116,7 +116,7 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None, read
     route = (probe_route(data.rows, sums.q_n, model, lay, means.i_values, means.k_values, tables, cfg)
              if cfg.probes and not sums.normed else None)
     data.rows = None  # the token rows are the largest thing held; the probe route was their only reader
-    measured = measure_heads(data.attention, lab, lay, cfg, rng)
+    measured = measure_heads(data.attention, lab, cfg, rng)
     heads = rank_heads(scored, route.per_head if route else None, measured)
 
     # the verdict's head is always among the detailed heads
@@ -133,5 +133,5 @@ def qk_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None, read
         query_frame=query_frame(model, ids.shape[1], cfg.probes, layers),
         i_values=means.i_values, k_values=means.k_values, heads=heads,
         top=[top_head(by_position[(h.layer, h.head)], means) for h in shown],
-        top_outputs=top_head_outputs(model, lay, data, [(h.layer, h.head) for h in shown], cfg),
+        top_outputs=top_head_outputs(model, data, [(h.layer, h.head) for h in shown], cfg),
         verdict=verdict)

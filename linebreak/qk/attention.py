@@ -74,23 +74,24 @@ class KeySideNull:
     lengths within groups; with the lengths of shuffle ``j`` the cells hold the tokens ``gather[j]`` (in cell
     order), so a cell sum is a segment sum of the attention gathered there. The shuffles depend on the tokens
     alone, not on the attention, so one null serves every head of a model: each head is tested against the
-    same permutations, and which layers are analysed does not change them."""
+    same permutations, and which layers are analysed does not change them. With fewer than 3 kept tokens there
+    is nothing to test: ``keep`` alone is set."""
     keep: np.ndarray
-    g: np.ndarray
-    k: np.ndarray
-    order: np.ndarray
-    starts: np.ndarray
-    n: np.ndarray
-    gather: np.ndarray  # [n_shuffles, kept tokens]
+    g: np.ndarray | None = None
+    k: np.ndarray | None = None
+    order: np.ndarray | None = None
+    starts: np.ndarray | None = None
+    n: np.ndarray | None = None
+    gather: np.ndarray | None = None  # [n_shuffles, kept tokens]
 
 
 def key_side_null(width: np.ndarray, count: np.ndarray, prev_len: np.ndarray, rng: np.random.Generator,
-                  min_group: int = KEY_SIDE_MIN_GROUP, n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySideNull | None:
+                  min_group: int = KEY_SIDE_MIN_GROUP, n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySideNull:
     """The shuffles of :func:`key_side_test` on these tokens (one uniform draw per kept token and shuffle, from
-    ``rng``), or None when fewer than 3 tokens sit in groups of ``min_group``."""
+    ``rng``; none when fewer than 3 tokens sit in groups of ``min_group``)."""
     inv, keep = _groups(width, count, min_group)
     if keep.sum() < 3:
-        return None
+        return KeySideNull(keep)
     k = prev_len[keep].astype(np.int64)
     g = np.unique(inv[keep], return_inverse=True)[1]
     order = np.lexsort((k, g))
@@ -110,8 +111,7 @@ def key_side_null(width: np.ndarray, count: np.ndarray, prev_len: np.ndarray, rn
                        gather=gather)
 
 
-def key_side_tests(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_len: np.ndarray,
-                   null: KeySideNull | None) -> list[KeySide]:
+def key_side_tests(attn: np.ndarray, null: KeySideNull) -> list[KeySide]:
     """Does attention to the previous newline move with that line's length when width and count are fixed?
     One :class:`KeySide` per column of ``attn [tokens, heads]``, every head against the same ``null``
     (:func:`key_side_null` of these tokens).
@@ -125,10 +125,9 @@ def key_side_tests(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_
     ``excess >= KEY_SIDE_MIN_EXCESS`` and ``p_value <= KEY_SIDE_MAX_P``.
     """
     nan = float("nan")
-    if null is None:
-        n = int(_groups(width, count, KEY_SIDE_MIN_GROUP)[1].sum())
-        return [KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False, n=n)
-                for _ in range(attn.shape[1])]
+    if null.gather is None:
+        return [KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False,
+                        n=int(null.keep.sum())) for _ in range(attn.shape[1])]
     # heads on rows, tokens contiguous: every reduction runs along one head's own row, in the same order
     # whichever other heads are stacked beside it
     a, g, m = np.ascontiguousarray(attn[null.keep].T, dtype=np.float64), null.g, len(null.g)
@@ -148,13 +147,15 @@ def key_side_tests(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_
         nulls = np.stack([eta2(rows) for rows in null.gather])  # [shuffles, heads]
     out = []
     for h in range(len(a)):
-        excess = float(e[h] - nulls[:, h].mean())
+        if not tot[h] > 0:  # attention that does not vary within groups: nothing to explain
+            out.append(KeySide(corr=nan, eta2=nan, eta2_shuffled=nan, excess=nan, p_value=nan, moves=False, n=m))
+            continue
+        shuffled = float(nulls[:, h].mean())
+        excess = float(e[h]) - shuffled
         p = float((1 + (nulls[:, h] >= e[h]).sum()) / (1 + len(nulls)))
-        out.append(KeySide(corr=float(corr[h]) if tot[h] > 0 and np.isfinite(corr[h]) else nan,
-                           eta2=float(e[h]) if tot[h] > 0 else nan,
-                           eta2_shuffled=float(nulls[:, h].mean()) if tot[h] > 0 else nan,
-                           excess=excess if tot[h] > 0 else nan, p_value=p if tot[h] > 0 else nan,
-                           moves=bool(tot[h] > 0 and excess >= KEY_SIDE_MIN_EXCESS and p <= KEY_SIDE_MAX_P), n=m))
+        out.append(KeySide(corr=float(corr[h]) if np.isfinite(corr[h]) else nan, eta2=float(e[h]),
+                           eta2_shuffled=shuffled, excess=excess, p_value=p,
+                           moves=bool(excess >= KEY_SIDE_MIN_EXCESS and p <= KEY_SIDE_MAX_P), n=m))
     return out
 
 
@@ -163,7 +164,7 @@ def key_side_test(attn: np.ndarray, width: np.ndarray, count: np.ndarray, prev_l
                   n_shuffles: int = KEY_SIDE_SHUFFLES) -> KeySide:
     """:func:`key_side_tests` of one head's attention ``attn [tokens]``, its shuffles drawn from ``rng``."""
     null = key_side_null(width, count, prev_len, rng, min_group, n_shuffles)
-    return key_side_tests(attn[:, None], width, count, prev_len, null)[0]
+    return key_side_tests(attn[:, None], null)[0]
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Measured:
     key_side: KeySide
 
 
-def measure_heads(att: dict[int, np.ndarray], lab: dict, lay, cfg: QKConfig,
+def measure_heads(att: dict[int, np.ndarray], lab: dict, cfg: QKConfig,
                   rng: np.random.Generator) -> dict[tuple[int, int], Measured]:
     """Response curve and key-side test of every head of the analysed layers, by ``(layer, head)``, from
     ``att`` (per analysed layer, the attention of each query token with a previous newline to it
@@ -186,6 +187,6 @@ def measure_heads(att: dict[int, np.ndarray], lab: dict, lay, cfg: QKConfig,
     null = key_side_null(width, count, prev_len, rng)
     out = {}
     for L, a in att.items():
-        for h, side in enumerate(key_side_tests(a, width, count, prev_len, null)):
+        for h, side in enumerate(key_side_tests(a, null)):
             out[(L, h)] = Measured(response_curve(a[:, h], remaining, rem_values, cfg.min_per_value), side)
     return out

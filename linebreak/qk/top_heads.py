@@ -40,23 +40,18 @@ def top_head(hq: HeadQK, means: Means) -> TopHead:
                    pca_residual=_pca(both, 3)[1], pca_qk=_pca(thru, 3)[1])
 
 
-def top_head_outputs(model, lay, data: Collected, top: list[tuple[int, int]], cfg: QKConfig) -> TopOutputs:
+def top_head_outputs(model, data: Collected, top: list[tuple[int, int]], cfg: QKConfig) -> TopOutputs:
     """PCA of the top heads' summed outputs, averaged per characters remaining (0..max_remaining), from the
     per-remaining sums of their mixed values ``z`` that :func:`linebreak.qk.collect.collect` keeps: a head's
     output is its ``z`` through the output projection alone, which is linear, so the sum of its outputs is its
     summed ``z`` through the projection."""
     import torch
 
-    layers = data.halves.layers
     ns = data.z_n
-    per_head = {}
-    for L in sorted({L for L, _ in top}):
-        hs = [h for LL, h in top if LL == L]
-        outs = head_outputs(model, L, torch.from_numpy(data.z_sum[layer_slot(layers, L)]), hs)
-        per_head |= {(L, h): o.double().numpy() for h, o in outs.items()}
+    per_head = {(L, h): head_outputs(model, L, torch.from_numpy(data.z_sum[layer_slot(data.halves.layers, L)]),
+                                     [h])[h].double().numpy() for L, h in top}
     keep = ns >= cfg.min_per_value
     values = np.arange(len(ns))[keep]
-    per_head = {lh: per_head[lh] for lh in top}  # the order of top
     summed = sum(per_head.values())[keep] / ns[keep, None]
     ratio, proj = _pca(summed, 3)
     heads_1d = {f"L{L}H{h}": twist.pc1_share(v[keep] / ns[keep, None]) for (L, h), v in per_head.items()}
