@@ -38,7 +38,6 @@ from linebreak.io import save_json, write_text
 
 TARGET_PAD_ACC = 0.95  # issue 19: pad accuracy from the second row on
 TARGET_TOP6, TARGET_PC1 = 0.9, 0.7  # the centroids' top 6 PCs hold >= 90 %, PC1 < 0.7
-# the gated similarity profile changes sign at least twice (the gate's "rings"), the control's does not
 
 
 def sh(*argv: str, log: Path) -> None:
@@ -187,7 +186,7 @@ def targets(r: dict) -> dict:
     """Issue 19's targets for one run, each True / False, judged on its best layer for the geometry."""
     geo = r["geometry"]
     spectrum = {k: g["top6"] >= TARGET_TOP6 and g["pc1"] < TARGET_PC1 for k, g in geo.items()}
-    rings = {k: g["rings_control_not"] for k, g in geo.items()}
+    rings = {k: g["rings_control_not"] for k, g in geo.items()}  # >= 2 gated sign changes, the control's not
     lead = r["heads"][r["verdict"]["best_head"]]
     ab = lead["key_ablation"]
     return {"pad_acc": r["pads"]["pad_acc_rows1"] >= TARGET_PAD_ACC, "spectrum": any(spectrum.values()),
@@ -350,6 +349,23 @@ def prose_table(runs: dict) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def reading_table(runs: dict) -> str:
+    """Count against ordinal reading, for the runs whose documents have empty cells (where "the same cell of the
+    row above" and "the same column" name different keys): the verdict and column heads' attention on each."""
+    rows = [(n, r) for n, r in runs.items()
+            if any(h["attention"]["n_disagree"] for h in r["heads"].values())]
+    if not rows:
+        return ""
+    lines = ["| model | head | pad decisions where the readings disagree | attention on: same column, other cell "
+             "(count) | same cell, other column (ordinal) |", "|---|---|---|---|---|"]
+    for n, r in rows:
+        for name, h in r["heads"].items():
+            a = h["attention"]
+            lines.append(f"| {n} | {name} | {a['n_disagree']} | {a['count_only_share']:.3f} | "
+                         f"{a['ordinal_only_share']:.3f} |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
@@ -385,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     save_json(out / "tables.json", {"format": "linebreak-table-sweep/1", "config": str(args.config), "runs": runs})
-    text = table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs)
+    text = table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs) + reading_table(runs)
     write_text(out / "tables.md", text)
     figure(runs, out / "tables.png")
     print(text)

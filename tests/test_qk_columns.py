@@ -53,6 +53,34 @@ def test_every_pad_decision_has_its_next_column_start_among_the_previous_row_key
     matched = set(zip(P.b[(P.rows == 1) & (P.k == P.target)], P.t[(P.rows == 1) & (P.k == P.target)]))
     assert matched == set(zip(*np.nonzero(q))), "a pad decision without its column start in the row above"
     assert (P.target > P.i).all()  # the pad moves the count on to the next column start
+    # and "the same cell of an earlier row" names exactly the keys at the next column start
+    np.testing.assert_array_equal(P.k_cell == P.cell_target, P.k == P.target)
+
+
+@pytest.mark.parametrize("keys", ["pad", "cell_start"])
+def test_count_and_ordinal_shares_tell_the_two_readings_apart(tmp_path, keys):
+    """On shifted documents a head that attends to the keys at the next column start reads count-only share 1
+    and ordinal-only share 0 where the two disagree; a head that attends to the same cell of the row above, the
+    reverse."""
+    from linebreak.qk.columns import attention_stats
+
+    cfg = dataclasses.replace(TRAIN["table-tiny"].data, empty_cells=1.0, n_train=8, n_val=24)
+    corpus = load_corpus(generate_corpus(cfg, tmp_path / "c"))
+    ids, lab = select_docs(corpus, "validation", 24)
+    P = keyclass.pairs(lab, keys)
+    q = np.unique(P.b * 100003 + P.t, return_inverse=True)[1]
+
+    def per_query(w):  # attention spread evenly over a query's keys where w holds
+        w = w.astype(float)
+        tot = np.bincount(q, w)[q]
+        return np.divide(w, tot, out=np.zeros(len(w)), where=tot > 0)
+
+    grid = (np.unique(P.i), np.unique(P.k))
+    count = attention_stats(np.zeros(len(q)), per_query(P.k == P.target), P, *grid, 1)
+    cells = attention_stats(np.zeros(len(q)), per_query(P.k_cell == P.cell_target), P, *grid, 1)
+    assert count.n_disagree == cells.n_disagree > 20
+    assert count.count_only_share > 0.3 and count.ordinal_only_share == 0
+    assert cells.ordinal_only_share > 0.3 and cells.count_only_share == 0
 
 
 def test_pair_logits_are_what_the_head_scores(loaded):
@@ -90,6 +118,7 @@ def test_column_analysis_judges_every_head_and_round_trips(loaded, tmp_path):
         a = h.attention
         assert 0 <= a.match_share <= a.key_mass <= 1 + 1e-9
         assert 0 <= a.count_offset_eta2 <= 1 and 0 <= a.token_offset_eta2 <= 1
+        assert a.n_disagree == 0 and np.isnan([a.count_only_share, a.ordinal_only_share]).all()  # no empty cells
     assert r.verdict.split_half.head == r.verdict.best_head and len(r.verdict.split_half.halves) == 2
     assert r.n_pairs > r.n_queries > 0 and r.query_frame.startswith("queries rotated")
     assert [g.name for g in r.geometry] == [t.name for t in r.top]
@@ -99,7 +128,8 @@ def test_column_analysis_judges_every_head_and_round_trips(loaded, tmp_path):
             assert side.gate_open or side.sign_changes == 0
     r.save(tmp_path / "qk.json")
     back = ColumnQKResult.load(tmp_path / "qk.json")
-    assert back.verdict.statement == r.verdict.statement and back.heads[0].attention == r.heads[0].attention
+    assert back.verdict.statement == r.verdict.statement
+    np.testing.assert_equal(dataclasses.asdict(back.heads[0].attention), dataclasses.asdict(r.heads[0].attention))
 
 
 def test_additive_fit_finds_the_planted_interaction():
@@ -120,7 +150,7 @@ def _pairs(k, k_col, i, q_col):
     n = len(k)
     z = np.zeros(n, dtype=np.int64)
     return keyclass.Pairs(b=z, t=np.arange(n) + 100, s=np.arange(n), i=i, k=k, target=z, q_col=q_col, k_col=k_col,
-                          rows=z + 1)
+                          rows=z + 1, k_cell=k_col, cell_target=q_col)
 
 
 def test_previous_row_key_side_moves_with_the_column_start_not_its_index():

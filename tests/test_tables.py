@@ -73,6 +73,33 @@ def test_only_character_columns_align_not_token_offsets(plain):
     assert len(offsets) > 200 and offsets.std() > 1.0 and len(np.unique(offsets)) >= 6
 
 
+def test_cell_index_is_the_column_without_empty_cells(plain):
+    lab = plain.labels("validation")
+    real = lab["col_index"] >= 0
+    np.testing.assert_array_equal(lab["cell_index"], lab["col_index"])
+    assert (lab["cell_index"][real] >= 0).all() and (lab["cell_index"][~real] == -1).all()
+
+
+def test_cell_index_counts_the_written_cells(shifted):
+    """In a shifted document the j-th written cell of a row is cell_index j, whatever column it sits in; a pad
+    carries the index of the cell it closes, and the index restarts on every row."""
+    lab = shifted.labels("validation")
+    for d in range(lab["count"].shape[0]):
+        n, pads = 0, 0
+        for t in range(1, lab["count"].shape[1]):
+            if lab["is_newline"][d, t]:
+                assert lab["cell_index"][d, t] == -1
+                n, pads = 0, 0
+                continue
+            if lab["cell_start"][d, t]:
+                assert lab["cell_index"][d, t] == n
+                n += 1
+            assert lab["cell_index"][d, t] == pads
+            pads += int(lab["is_pad"][d, t])
+    differs = (lab["cell_index"] != lab["col_index"]) & (lab["col_index"] >= 0)
+    assert differs.any() and not differs[lab["line_index"] == 0].any()  # row 0 is full
+
+
 def test_ordinal_and_count_keys_disagree_in_every_row(shifted):
     lab, s = shifted.labels("validation"), shifted.splits["validation"]
     assert s.layout["shifted"].all()

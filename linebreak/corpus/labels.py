@@ -24,6 +24,10 @@ and False):
 
 - ``is_pad``: ``t`` is a pad (a run of spaces); ``next_is_pad``: the next token is one (the decision);
 - ``col_index``: the column ``t``'s first character lies in (-1 at ``<bos>`` and newlines);
+- ``cell_index``: the pads before ``t`` on its row: the ordinal of the cell ``t`` is in (a pad: the cell it
+  closes), counting only the cells written (-1 at ``<bos>`` and newlines). Equal to ``col_index`` unless a cell
+  of the row was left empty: it is what "the j-th cell of the row above" reads, where ``col_index`` is what the
+  same character column reads;
 - ``next_col``: the first column start after ``count`` (-1 past the last column): at ``t`` before a pad
   that does not skip an empty cell, the pad's length is ``next_col - count``;
 - ``cell_start``: ``t`` is the first word of a cell (it starts at a column start);
@@ -38,7 +42,8 @@ import numpy as np
 
 LABEL_NAMES = ("count", "width", "remaining", "line_len", "is_newline", "next_is_newline", "next_word_len",
                "line_index")
-TABLE_LABEL_NAMES = ("is_pad", "next_is_pad", "col_index", "next_col", "cell_start", "pad_determined")
+TABLE_LABEL_NAMES = ("is_pad", "next_is_pad", "col_index", "cell_index", "next_col", "cell_start",
+                     "pad_determined")
 
 
 def token_labels(token_lengths: np.ndarray, is_newline: np.ndarray, width: int) -> dict[str, np.ndarray]:
@@ -100,16 +105,20 @@ def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: 
     T = len(count)
     if not len(starts):
         no, none = np.zeros(T, dtype=bool), np.full(T, -1, dtype=np.int64)
-        return {"is_pad": no, "next_is_pad": no.copy(), "col_index": none, "next_col": none.copy(),
-                "cell_start": no.copy(), "pad_determined": no.copy()}
+        return {"is_pad": no, "next_is_pad": no.copy(), "col_index": none, "cell_index": none.copy(),
+                "next_col": none.copy(), "cell_start": no.copy(), "pad_determined": no.copy()}
     chars = np.where(nl, 0, np.asarray(token_lengths, dtype=np.int64))
     begin = count - chars  # where t's first character sits on its line
     real = (chars > 0) & ~nl
     after = np.searchsorted(starts, count, side="right")
+    before = np.cumsum(pad) - pad  # pads before t in the document; less those before its row's first token
+    row_start = np.concatenate([[True], lab["line_index"][1:] != lab["line_index"][:-1]])
+    cells = before - np.maximum.accumulate(np.where(row_start, before, 0))
     return {
         "is_pad": pad,
         "next_is_pad": np.concatenate([pad[1:], [False]]),
         "col_index": np.where(real, np.searchsorted(starts, begin, side="right") - 1, -1).astype(np.int64),
+        "cell_index": np.where(real, cells, -1).astype(np.int64),
         "next_col": np.where(after < len(starts), starts[np.minimum(after, len(starts) - 1)], -1),
         "cell_start": real & ~pad & np.isin(begin, starts),
         "pad_determined": pad & (lab["line_index"] >= 1) & (not shifted),

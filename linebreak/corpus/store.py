@@ -59,6 +59,8 @@ TABLE_LABEL_MEANINGS = {
     "is_pad": "the token is a pad (a run of k >= 2 spaces, character length k)",
     "next_is_pad": "the next token is a pad: where a pad decision is scored",
     "col_index": "the column the token's first character lies in (-1: <bos>, newline, prose document)",
+    "cell_index": "the pads before the token on its row: the ordinal of the cell it is in (a pad: the cell it "
+                  "closes), counting only written cells; equals col_index unless a cell of the row was left empty",
     "next_col": "the first column start after the token's count (-1: past the last column); before a pad "
                 "that skips no empty cell, the pad's length is next_col - count",
     "cell_start": "the token is the first word of a cell (it starts at a column start)",

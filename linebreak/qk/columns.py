@@ -9,6 +9,11 @@ check as the newline test (:mod:`linebreak.qk.twist`, :mod:`linebreak.qk.verdict
 
 - ``match_share``: the attention a pad decision puts on the earlier rows' tokens that start its *next* column
   (``key_mass``: on every earlier row's cell start);
+- ``count_only_share`` / ``ordinal_only_share``: where an empty cell makes the two readings name different keys
+  (``n_disagree`` pad decisions; none without empty cells), the attention on the keys that reach the next
+  column start but are another cell of their row, against the keys that are the same cell (the j-th cell of
+  their row, ``cell_index``) but reach another column. A count match puts it on the first; a head that counts
+  cells on the second;
 - ``count_offset_eta2`` / ``token_offset_eta2``: how much of each pair's logit (less its query's mean) the key's
   count offset ``k - i`` explains, against its token offset ``t - s``. A count match is read in characters;
 - ``measured_interaction_share``: the interaction share of the head's *real* mean logit over the observed
@@ -47,6 +52,9 @@ class ColumnAttention:
     """What one head's attention does on the (pad decision, earlier cell start) pairs (module doc)."""
     match_share: float
     key_mass: float
+    n_disagree: int
+    count_only_share: float
+    ordinal_only_share: float
     count_offset_eta2: float
     token_offset_eta2: float
     measured_interaction_share: float
@@ -179,8 +187,10 @@ def attention_stats(logit: np.ndarray, prob: np.ndarray, P: keyclass.Pairs, i_va
     logit statistics over the previous row's keys, each less its query's mean there, since rows further up
     differ from it by their distance before anything else."""
     q = query_index(P)
-    match = P.k == P.target
+    match, same_cell = P.k == P.target, P.k_cell == P.cell_target
     has_match = np.bincount(q, match) > 0
+    only_count, only_cell = match & ~same_cell, same_cell & ~match
+    disagree = (np.bincount(q, only_count) > 0) & (np.bincount(q, only_cell) > 0)
     near = P.rows == 1
     Pn = P.take(near)
     qn = query_index(Pn)
@@ -191,8 +201,12 @@ def attention_stats(logit: np.ndarray, prob: np.ndarray, P: keyclass.Pairs, i_va
     S, n = np.zeros((len(i_values), len(k_values))), np.zeros((len(i_values), len(k_values)))
     np.add.at(S, (ii, kk), y[grid])
     np.add.at(n, (ii, kk), 1)
+    def share(keys):  # mean over the disagreeing pad decisions
+        return float(np.bincount(q, prob * keys)[disagree].mean()) if disagree.any() else float("nan")
+
     return ColumnAttention(match_share=float(np.bincount(q, prob * match)[has_match].mean()),
-                           key_mass=float(np.bincount(q, prob).mean()),
+                           key_mass=float(np.bincount(q, prob).mean()), n_disagree=int(disagree.sum()),
+                           count_only_share=share(only_count), ordinal_only_share=share(only_cell),
                            count_offset_eta2=eta2(centred, Pn.k - Pn.i), token_offset_eta2=eta2(centred, Pn.t - Pn.s),
                            measured_interaction_share=additive_fit(S / np.maximum(n, 1), n, min_n))
 

@@ -66,8 +66,10 @@ def key_values(lab: dict, keys: str) -> np.ndarray:
 class Pairs:
     """Every (query, key) pair: document ``b``, query position ``t``, key position ``s`` (``t > s``, the key on
     an earlier row), the query's count ``i``, the key's column start ``k``, the query's next column start
-    ``target`` and column index ``q_col``, the key's column index ``k_col`` and the rows between them
-    ``rows``."""
+    ``target`` and column index ``q_col``, the key's column index ``k_col``, the rows between them ``rows``, and
+    the ordinal reading: the key's cell index ``k_cell`` and ``cell_target``, the cell index of the key that
+    "the same cell of the row above" names (``cell_index`` label: the cell the query closes for pads, the next
+    one for cell starts). Without empty cells ``k_cell == cell_target`` exactly where ``k == target``."""
     b: np.ndarray
     t: np.ndarray
     s: np.ndarray
@@ -77,6 +79,8 @@ class Pairs:
     q_col: np.ndarray
     k_col: np.ndarray
     rows: np.ndarray
+    k_cell: np.ndarray
+    cell_target: np.ndarray
 
     @property
     def offset(self) -> np.ndarray:
@@ -99,8 +103,9 @@ def pairs(lab: dict, keys: str) -> Pairs:
         tt, ss = tt[m], ss[m]
         out.append((np.full(len(tt), b), tt, ss))
     b, t, s = (np.concatenate([o[j] for o in out]).astype(np.int64) for j in range(3))
+    cell = lab["cell_index"]
     return Pairs(b, t, s, lab["count"][b, t], kv[b, s], lab["next_col"][b, t], lab["col_index"][b, t],
-                 lab["col_index"][b, s], line[b, t] - line[b, s])
+                 lab["col_index"][b, s], line[b, t] - line[b, s], cell[b, s], cell[b, t] + (keys == "cell_start"))
 
 
 def check_table(lab: dict) -> None:
