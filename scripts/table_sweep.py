@@ -300,8 +300,9 @@ def settings(spec: dict, run: dict):
     return data, val, TrainConfig(over(base.train.model, "model"), over(base.train.optim, "optim"))
 
 
-def ensure(spec: dict, run: dict, seed: int, work: Path) -> tuple[Path, Path, Path]:
-    """The run's corpus, fresh documents and model for ``seed`` under ``work``, made if absent."""
+def ensure(spec: dict, run: dict, seed: int, work: Path, threads: int | None = None) -> tuple[Path, Path, Path]:
+    """The run's corpus, fresh documents and model for ``seed`` under ``work``, made if absent (trained on
+    ``threads`` CPU threads; default: the run's own setting)."""
     import dataclasses
 
     from linebreak.corpus.store import generate_corpus, load_corpus
@@ -314,8 +315,8 @@ def ensure(spec: dict, run: dict, seed: int, work: Path) -> tuple[Path, Path, Pa
             generate_corpus(cfg_, path, force=True)
     model = work / "models" / f"{run['name']}-seed{seed}"
     if not (model / "metrics.json").exists():
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_seed=seed),
-                                  optim=dataclasses.replace(cfg.optim, seed=seed))
+        optim = dataclasses.replace(cfg.optim, seed=seed, **({"threads": threads} if threads else {}))
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_seed=seed), optim=optim)
         print(f"{model.name}: training", flush=True)
         train(cfg, load_corpus(corpus), model, force=True)
     return corpus, fresh, model
@@ -377,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="figures/tables", help="folder for tables.json, tables.md and tables.png")
     p.add_argument("--only", default="", help="comma list of run names (default: every run)")
     p.add_argument("--max-docs", type=int, default=1024, help="fresh documents captured per model")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the models this run trains (default: the preset's); one per job when "
+                        "several sweeps share the cores, since oversubscribed threads spin. Each model's record "
+                        "keeps the settings it was trained with")
     args = p.parse_args(argv)
     try:
         spec = load_json(args.config, "table sweep config")
@@ -387,14 +392,15 @@ def main(argv: list[str] | None = None) -> int:
             if only and run["name"] not in only:
                 continue
             for seed in run.get("seeds", [0]):
-                corpus, fresh, model = ensure(spec, run, seed, work)
+                corpus, fresh, model = ensure(spec, run, seed, work, args.threads)
                 name = model.name
                 print(f"{name}: measuring", flush=True)
-                data, _, cfg = settings(spec, run)
+                data, _, _ = settings(spec, run)
                 r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs,
                             spec.get("qk"), spec.get("causal"), mixture=data.table_fraction < 1)
+                trained = json.loads((model / "train_config.json").read_text())  # as trained (threads, seeds)
                 r |= {"run": run["name"], "seed": seed, "why": run.get("why", ""),
-                      "settings": to_jsonable({"data": dataclasses.asdict(data), "train": dataclasses.asdict(cfg)})}
+                      "settings": to_jsonable({"data": dataclasses.asdict(data), "train": trained})}
                 r["targets"] = targets(r)
                 runs[name] = r
     except UserError as e:

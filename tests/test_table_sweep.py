@@ -16,8 +16,8 @@ TINY = {
     "val": {"n_train": 8, "n_val": 48},
     "qk": {"n_docs": 32, "min_per_value": 4, "min_values": 3},
     "causal": {"n_docs": 32},
-    "runs": [{"name": "tiny", "why": "test", "optim": {"steps": 60, "eval_every": 60, "pad_loss_weight": 3.0},
-              "seeds": [0]}],
+    "runs": [{"name": "tiny", "why": "test", "optim": {"steps": 60, "eval_every": 60, "pad_loss_weight": 3.0,
+                                                      "threads": 2}, "seeds": [0]}],
 }
 
 
@@ -30,12 +30,15 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_a_tiny_sweep_runs_every_stage_and_writes_its_record(tmp_path):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps(TINY))
-    r = run(str(cfg), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--max-docs", "48")
+    r = run(str(cfg), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--max-docs", "48",
+            "--threads", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     rec = json.loads((tmp_path / "out" / "tables.json").read_text())
     assert rec["format"] == "linebreak-table-sweep/1" and list(rec["runs"]) == ["tiny-seed0"]
     one = rec["runs"]["tiny-seed0"]
     assert one["settings"]["train"]["optim"]["steps"] == 60 and one["settings"]["train"]["model"]["init_seed"] == 0
+    # the record keeps what the model was trained with: --threads over the run's own setting
+    assert one["settings"]["train"]["optim"]["threads"] == 1
     assert set(one["targets"]) == {"pad_acc", "spectrum", "rings", "twist_all_and_halves", "key_side_moves",
                                    "same_column_keeps", "other_column_removes"}
     assert one["verdict"]["best_head"] in one["heads"] and "passes" in one["control_qk"]
