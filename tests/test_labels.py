@@ -76,3 +76,19 @@ def test_table_labels_hand_example():
     assert not table_labels(lab, lengths, pad, np.array([0, 7]), shifted=True)["pad_determined"].any()
     prose = table_labels(lab, lengths, pad, np.array([-1, -1]), shifted=False)  # a prose document
     assert (prose["col_index"] == -1).all() and not prose["is_pad"].any()
+    assert (prose["cell_index"] == -1).all()
+    assert tab["cell_index"].tolist() == tab["col_index"].tolist()  # no empty cell
+
+
+def test_cell_index_hand_example_with_an_empty_cell():
+    # columns at 0, 5, 10; "<bos>ab        cd\nef   gh   ij": row 0 leaves column 1 empty (its pad runs to 10)
+    from linebreak.corpus.labels import table_labels
+
+    lengths = np.array([0, 2, 8, 2, 0, 2, 3, 2, 3, 2])
+    nl = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0], bool)
+    pad = np.array([0, 0, 1, 0, 0, 0, 1, 0, 1, 0], bool)
+    lab = token_labels(lengths, nl, 15)
+    tab = table_labels(lab, lengths, pad, np.array([0, 5, 10]), shifted=True)
+    assert lab["count"].tolist() == [0, 2, 10, 12, 0, 2, 5, 7, 10, 12]
+    assert tab["col_index"].tolist() == [-1, 0, 0, 2, -1, 0, 0, 1, 1, 2]
+    assert tab["cell_index"].tolist() == [-1, 0, 0, 1, -1, 0, 0, 1, 1, 2]  # "cd" is the 2nd cell, in column 2
