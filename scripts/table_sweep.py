@@ -51,6 +51,7 @@ def sh(*argv: str, log: Path) -> None:
 
 def geometry(probe_dir: Path) -> tuple[dict, dict]:
     """Per layer of a probe folder and of its ``control/``: count R^2, PC1, top 6 and the gated sign changes,
+    ripples and turns (an arc of more than three quarters of a turn changes sign twice without rippling),
     the model and its control read by one gate in the count window both cover
     (:func:`linebreak.probe.ringing.compare`, as the study's ringing finding reads them, with the model's
     count probe R^2 as the gate's second condition). ``rings_control_not``: the claim the target asks for."""
@@ -68,6 +69,7 @@ def geometry(probe_dir: Path) -> tuple[dict, dict]:
             into[key] = {"count_r2": res.layers[key].probes["count"].r2_test, "pc1": float(p.ratio[0]),
                          "top6": p.top6, "gate_open": g["gate_open"], "gate_reason": g["reason"],
                          "sign_changes": g["sign_changes"], "ungated_sign_changes": g["ungated_sign_changes"],
+                         "ripples": g["ripples"], "turns": g["turns"],
                          "window": list(gate["window"])}
         out[key]["rings_control_not"] = gate["model_rings_control_not"]
     return out, ctl
@@ -203,8 +205,14 @@ def space(head: dict) -> str:
     return f"{one(head['head_space']['query'])} / {one(head['head_space']['key'])}"
 
 
+def ring(g: dict) -> str:
+    """A layer's gated sign changes and the turns of its top-2-PC angle, or why the gate is closed."""
+    return f"{g['sign_changes']} ({g['turns']:.2f} turns)" if g["gate_open"] else "closed"
+
+
 def table(runs: dict) -> str:
-    lines = ["| model | pad acc rows>=1 (Bayes) | best layer: count R², PC1, top 6, gated sign changes (control) | "
+    lines = ["| model | pad acc rows>=1 (Bayes) | best layer: count R², PC1, top 6, gated sign changes (turns) "
+             "(control's) | "
              "verdict head: max cos, slope, R², eps; halves; random-init model | key side η²+ (p) | "
              "key ablation: head, same, other (shares) | "
              "column head: match share, η² chr / tok; key side; key ablation | "
@@ -221,8 +229,7 @@ def table(runs: dict) -> str:
         lines.append(
             f"| {name} | {r['pads']['pad_acc_rows1']:.3f} ({r['pads']['pad_acc_bayes_rows1']:.3f}) | {best}: "
             f"{g['count_r2']:.2f}, {g['pc1']:.2f}, {g['top6']:.2f}, "
-            f"{g['sign_changes'] if g['gate_open'] else 'closed'} "
-            f"({c.get('sign_changes') if c.get('gate_open') else 'closed'}) | {r['verdict']['best_head']}: "
+            f"{ring(g)} ({c.get('sign_changes') if c.get('gate_open') else 'closed'}) | {r['verdict']['best_head']}: "
             f"{q['max_cos']:.2f}, {q['slope']:.2f}, {q['r2']:.2f}, {q['median']:+.1f}; {halves}; random init "
             f"{'passes' if r['control_qk']['passes'] else 'fails'} ({r['control_qk']['max_cos']:.2f}, "
             f"{r['control_qk']['slope']:.2f}, {r['control_qk']['r2']:.2f}) | "

@@ -63,6 +63,18 @@ def test_planted_helix_reads_its_turns(f, d, noise):
     assert g["rings"]
 
 
+@pytest.mark.parametrize("turns,changes", [(0.5, 1), (0.7, 1), (0.8, 2), (0.9, 2)])
+def test_an_arc_past_three_quarters_of_a_turn_changes_sign_twice_with_one_ripple(turns, changes):
+    """What two sign changes can mean: the lag profile of an arc of ``turns`` is ~cos(2 pi turns k / n), which
+    comes back above zero once the arc passes three quarters of a turn. So a single loop meets ">= 2 sign
+    changes" with one ripple, where ripples (2f - 1 for f turns) tell a loop from a curve that rings."""
+    i = np.arange(N)
+    arc = np.column_stack([np.cos(2 * np.pi * turns * i / N), np.sin(2 * np.pi * turns * i / N)])
+    g = R.gated_ringing(embed(arc, 32, noise=0.01))
+    assert g["gate_open"] and g["sign_changes"] == changes and g["ripples"] == 1
+    assert g["rings"] == (changes >= 2)
+
+
 def test_the_count_window_is_applied():
     """Half of a two-turn helix is one turn: two sign changes, not four."""
     g = R.gated_ringing(helix(2), np.arange(N), window=(0, N // 2 - 1))
