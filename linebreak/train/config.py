@@ -33,7 +33,8 @@ class OptimConfig:
         "help": "while training, Gaussian noise of this std times each token's RMS added to every block's input"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     attn_implementation: str = field(default="sdpa", metadata={
-        "help": "attention kernel while training: sdpa (faster) | eager; the returned model is eager"})
+        "help": "attention kernel while training: sdpa (faster) | eager (always, for gemma2's soft cap); the "
+                "returned model is eager"})
     device: str = field(default="cpu", metadata={
         "help": "torch device to train on: cpu | cuda | cuda:N (the saved model and its metrics are on the CPU)"})
     # Why: in a table corpus (linebreak.corpus.tables) the pads are a few percent of the tokens, and plain

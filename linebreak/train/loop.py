@@ -106,7 +106,8 @@ def train(cfg: TrainConfig, corpus: Corpus, out_dir: str | Path, force: bool = F
     torch.set_num_threads(o.threads)
     count_code = code_settings(cfg.model, corpus.token_lengths, corpus.newline_id)  # None: off (the default)
     model = build_model(cfg.model, len(corpus.token_lengths), corpus.bos_id, count_code=count_code).to(o.device)
-    model.set_attn_implementation(o.attn_implementation)
+    # gemma2's soft cap runs only in eager attention (transformers has no sdpa kernel for it)
+    model.set_attn_implementation("eager" if cfg.model.arch == "gemma2" else o.attn_implementation)
     optimizer = make_optimizer(model, o)
     start, elapsed = 0, 0.0
     if resume:

@@ -1,4 +1,4 @@
-"""Small causal transformers from a dataclass config: GPT-2, Llama or GPT-NeoX, built with ``transformers``.
+"""Small causal transformers from a dataclass config: GPT-2, Llama, GPT-NeoX or Gemma-2, built with ``transformers``.
 
 Models are created with ``attn_implementation="eager"`` so attention patterns can be read. Position schemes:
 ``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX) and ``none`` (GPT-2 with its position
@@ -8,6 +8,13 @@ embeddings zeroed and frozen: the model must count from causal attention alone).
 through attention (softmax) and the norms, not an MLP. Llama and NeoX accept a zero-width MLP as is (it
 outputs zeros); GPT-2's fused ``Conv1D`` does not, so its MLPs get one hidden unit whose weights are zeroed
 and frozen (their output is exactly zero).
+
+``gemma2`` is there for its attention soft cap (``attn_softcap``: each logit ``s`` becomes ``c tanh(s / c)``),
+a bound on the attention logit. Issue 19's argument says a peaked match needs Fourier features *at bounded
+norm*; the table heads here peak with logits that span 64-85 nats over a count arc of less than a turn
+(docs/research/tables.md), so the cap is the lever that tests the premise. It is built as Gemma-2 is, with
+every layer global (no sliding window) and ``query_pre_attn_scalar = d_head`` (Llama's ``1 / sqrt(d_head)``), and
+without the final logit cap, so the attention cap is the one bound.
 
 ``count_code_control`` is a positive control, off by default: the character count on each line is added to
 the input as fixed sinusoids (:mod:`linebreak.train.count_code`), so that the model has the count on a helix
@@ -23,17 +30,17 @@ from dataclasses import dataclass, field
 from linebreak.config import require, tuples_from_text
 from linebreak.io import UserError
 
-ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",)}
+ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",), "gemma2": ("rotary",)}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = field(default="gpt2", metadata={"help": "gpt2 | llama | neox"})
+    arch: str = field(default="gpt2", metadata={"help": "gpt2 | llama | neox | gemma2"})
     n_layer: int = 4
     d_model: int = 128
     n_head: int = 4
     d_mlp: int = field(default=512, metadata={"help": "MLP hidden width; 0 = attention-only (no MLPs)"})
-    pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox)"})
+    pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox, gemma2)"})
     n_ctx: int = 256
     dropout: float = 0.0
     init_seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
@@ -48,6 +55,8 @@ class ModelConfig:
     # Why 1.0: a trained embedding row of this recipe has norm ~0.6 (0.23 at init), so the code is the larger
     # part of the input at the start and stays comparable to the token's own embedding as it grows.
     count_code_norm: float = field(default=1.0, metadata={"help": "norm of the count code added to each token"})
+    attn_softcap: float = field(default=0.0, metadata={
+        "help": "gemma2 only: cap each attention logit s at c tanh(s / c) (a bound on the logit); 0 = no cap"})
 
     def __post_init__(self):
         tuples_from_text(self)
@@ -57,6 +66,10 @@ class ModelConfig:
                 f"count_code_periods: {len(p)} periods need 2 * {len(p)} coordinates, and d_model is {self.d_model}")
         require(0 < self.count_code_norm < float("inf"),
                 f"count_code_norm must be a finite number > 0, got {self.count_code_norm}")
+        require(0 <= self.attn_softcap < float("inf"),
+                f"attn_softcap must be a finite number >= 0 (0: no cap), got {self.attn_softcap}")
+        require(not self.attn_softcap or self.arch == "gemma2",
+                f"attn_softcap is a gemma2 setting (its attention soft cap); arch is {self.arch}")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | None = None,
@@ -64,7 +77,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
     """A randomly initialised ``PreTrainedModel`` (causal LM) for ``cfg``; with ``cfg.count_code_control``, the
     count code ``count_code`` (:func:`linebreak.train.count_code.code_settings`) attached."""
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
+    from transformers import AutoModelForCausalLM, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig
 
     from linebreak.train.count_code import attach_count_code
 
@@ -72,8 +85,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
         raise UserError(f"unknown arch {cfg.arch!r}; choose from: {', '.join(ARCH_POS)}")
     if cfg.pos not in ARCH_POS[cfg.arch]:
         raise UserError(f"arch {cfg.arch} supports pos {' | '.join(ARCH_POS[cfg.arch])}, not {cfg.pos!r}")
-    if cfg.d_mlp < 0:
-        raise UserError(f"d_mlp must be >= 0 (0 = attention-only), not {cfg.d_mlp}")
+    if cfg.d_mlp < 0 or (cfg.d_mlp == 0 and cfg.arch == "gemma2"):
+        raise UserError(f"d_mlp must be >= 0 (0 = attention-only; gemma2: > 0), not {cfg.d_mlp}")
     if cfg.d_model % cfg.n_head:
         raise UserError(f"d_model {cfg.d_model} is not divisible by n_head {cfg.n_head}")
     if cfg.count_code_control != (count_code is not None):
@@ -93,6 +106,14 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                              num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
                              num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.n_ctx,
                              attention_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
+    elif cfg.arch == "gemma2":
+        d_head = cfg.d_model // cfg.n_head
+        config = Gemma2Config(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp, num_hidden_layers=cfg.n_layer,
+                              num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head, head_dim=d_head,
+                              query_pre_attn_scalar=d_head, max_position_embeddings=cfg.n_ctx,
+                              sliding_window=cfg.n_ctx, layer_types=["full_attention"] * cfg.n_layer,
+                              attn_logit_softcapping=cfg.attn_softcap or None, final_logit_softcapping=None,
+                              attention_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
     else:
         config = GPTNeoXConfig(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
                                num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
