@@ -123,7 +123,8 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                        "gain_over_control": h.gain_over_control, "passes": h.verdict.passes,
                        "fails": [k for k, ok in h.verdict.checks.items() if not ok],
                        "pc1_share": vars(h.pc1_share), "attention": vars(h.attention), "key_side": vars(h.key_side),
-                       "comparison_interaction_share": h.comparison.interaction_share, "key_ablation": vars(ab)}
+                       "comparison_interaction_share": h.comparison.interaction_share,
+                       "comparison_logit_range": vars(h.comparison.range), "key_ablation": vars(ab)}
         hg = next(g for g in qk.geometry if g.name == name)
         heads[name]["head_space"] = {side: {k: getattr(getattr(hg, side), k) for k in
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
