@@ -11,8 +11,9 @@ and frozen (their output is exactly zero).
 
 ``gemma2`` is there for its attention soft cap (``attn_softcap``: each logit ``s`` becomes ``c tanh(s / c)``),
 a bound on the attention logit. Issue 19's argument says a peaked match needs Fourier features *at bounded
-norm*; the table heads here peak with logits that span 64-85 nats over a count arc of less than a turn
-(docs/research/tables.md), so the cap is the lever that tests the premise. It is built as Gemma-2 is, with
+norm*; the table heads here peak with logits that span 64-134 nats over a count arc of less than a turn
+(docs/research/tables.md), so the cap is the lever tried on the premise. It bounds the logit, not the score
+before it, which can saturate into a window: that is what a cap of 5 did there. It is built as Gemma-2 is, with
 every layer global (no sliding window) and ``query_pre_attn_scalar = d_head`` (Llama's ``1 / sqrt(d_head)``), and
 without the final logit cap, so the attention cap is the one bound.
 
