@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 data, _, _ = settings(spec, run)
                 r = measure(model, str(corpus), str(fresh), work / "measure" / name, args.max_docs,
                             spec.get("qk"), spec.get("causal"), mixture=data.table_fraction < 1)
-                trained = json.loads((model / "train_config.json").read_text())  # as trained (threads, seeds)
+                trained = load_json(model / "train_config.json", "training config")  # as trained (threads, seeds)
                 r |= {"run": run["name"], "seed": seed, "why": run.get("why", ""),
                       "settings": to_jsonable({"data": dataclasses.asdict(data), "train": trained})}
                 r["targets"] = targets(r)

@@ -201,6 +201,7 @@ def attention_stats(logit: np.ndarray, prob: np.ndarray, P: keyclass.Pairs, i_va
     S, n = np.zeros((len(i_values), len(k_values))), np.zeros((len(i_values), len(k_values)))
     np.add.at(S, (ii, kk), y[grid])
     np.add.at(n, (ii, kk), 1)
+
     def share(keys):  # mean over the disagreeing pad decisions
         return float(np.bincount(q, prob * keys)[disagree].mean()) if disagree.any() else float("nan")
 

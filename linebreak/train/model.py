@@ -1,7 +1,7 @@
 """Small causal transformers from a dataclass config: GPT-2, Llama, GPT-NeoX or Gemma-2, built with ``transformers``.
 
 Models are created with ``attn_implementation="eager"`` so attention patterns can be read. Position schemes:
-``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX) and ``none`` (GPT-2 with its position
+``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX, Gemma-2) and ``none`` (GPT-2 with its position
 embeddings zeroed and frozen: the model must count from causal attention alone).
 
 ``d_mlp=0`` builds an attention-only model: any nonlinear use of the count and the width must then go
