@@ -129,11 +129,23 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
         heads[name]["head_space"] = {side: {k: getattr(getattr(hg, side), k) for k in
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
                                      for side in ("query", "key")}
-    return {"model": str(model), "pads": pads, "geometry": geo, "control_geometry": control,
+    return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
+            "control_geometry": control,
             "control_qk": control_verdict(model, corpus, work, qk_settings), "prose_heads": prose,
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
                         "halves": [vars(x) for x in v.split_half.halves], "statement": v.statement},
             "column_head": qk.column_head, "heads": heads}
+
+
+def score_bounds(model: Path) -> list[float | None]:
+    """Each layer's largest possible attention logit, read from the trained weights
+    (:func:`linebreak.hooks.arch.score_bound`): a soft cap, a fixed q/k norm bound, or what training made of
+    Qwen3's learned q/k norm gains; None where nothing bounds it."""
+    from linebreak.hooks import arch
+    from linebreak.hooks.load import load_model
+
+    m, _ = load_model(model)
+    return [arch.score_bound(m, L) for L in range(m.config.num_hidden_layers)]
 
 
 def prose_heads(model: Path, corpus: str, work: Path, log: Path) -> dict:
@@ -358,6 +370,26 @@ def prose_table(runs: dict) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def bound_table(runs: dict) -> str:
+    """The runs whose attention logits are bounded (a cap, or q/k norms): the bound each layer's weights allow
+    beside what the verdict head makes of it (empty when no run is bounded)."""
+    rows = [(n, r) for n, r in runs.items() if any(b is not None for b in r.get("score_bounds") or [])]
+    if not rows:
+        return ""
+    lines = ["| model | largest logit the weights allow, by layer | pad acc | verdict head: max cos, slope, R²; "
+             "predicted logit range: interaction / total | open layers' gated sign changes (turns) | verdict head's "
+             "own query / key side: PC1, top 6, gated sign changes |", "|---|---|---|---|---|---|"]
+    for n, r in rows:
+        lead = r["heads"][r["verdict"]["best_head"]]
+        q, rng = lead["qk"], lead["comparison_logit_range"]
+        opened = [ring(g) for g in r["geometry"].values() if g["gate_open"]]
+        lines.append(f"| {n} | {', '.join(f'{b:.1f}' for b in r['score_bounds'])} | {r['pads']['pad_acc_rows1']:.3f} | "
+                     f"{r['verdict']['best_head']} {'passes' if r['verdict']['passes'] else 'fails'}: "
+                     f"{q['max_cos']:.2f}, {q['slope']:.2f}, {q['r2']:.2f}; {rng['interaction']:.1f} / "
+                     f"{rng['total']:.1f} | {'; '.join(opened) or 'all closed'} | {space(lead)} |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def reading_table(runs: dict) -> str:
     """Count against ordinal reading, for the runs whose documents have empty cells (where "the same cell of the
     row above" and "the same column" name different keys): the verdict and column heads' attention on each."""
@@ -415,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     save_json(out / "tables.json", {"format": "linebreak-table-sweep/1", "config": str(args.config), "runs": runs})
-    text = table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs) + reading_table(runs)
+    text = (table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs) + reading_table(runs)
+            + bound_table(runs))
     write_text(out / "tables.md", text)
     figure(runs, out / "tables.png")
     print(text)

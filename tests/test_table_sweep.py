@@ -43,6 +43,7 @@ def test_a_tiny_sweep_runs_every_stage_and_writes_its_record(tmp_path):
                                    "same_column_keeps", "other_column_removes"}
     assert one["verdict"]["best_head"] in one["heads"] and "passes" in one["control_qk"]
     assert one["geometry"] and one["pads"]["pad_positions_rows1"] > 0
+    assert one["score_bounds"] == [None, None]  # llama: nothing bounds its attention logits
     md = (tmp_path / "out" / "tables.md").read_text()
     assert "tiny-seed0" in md and "| tiny | 1 |" in md and (tmp_path / "out" / "tables.png").stat().st_size > 0
     # a second run reuses every stage: nothing is trained or captured again

@@ -372,6 +372,24 @@ def softcap(model, layer: int) -> float | None:
     return float(c) if c else None
 
 
+def score_bound(model, layer: int) -> float | None:
+    """The largest attention logit ``|s|`` that ``layer``'s weights allow for any input, or None where nothing
+    bounds it: the soft cap ``c`` (Gemma-2), or on Qwen3 ``max|g_q| max|g_k| d_head / divisor`` (its per-head
+    RMSNorm gives each query and key norm at most ``max|g| sqrt(d_head)`` (eps only shrinks it), rotary keeps
+    the norm, and the score is ``q . k`` over :func:`score_divisor`). Other q/k-norm families (Gemma-3's
+    ``1 + w`` gain, OLMo-2's norm over all heads at once) are not read: None. With
+    ``ModelConfig.qk_logit_bound = B`` (fixed gains) this is ``B``; with learned gains it is what training made
+    of them."""
+    cap = softcap(model, layer)
+    if cap is not None:
+        return cap
+    if family(model).name != "qwen3":
+        return None
+    att, d_head = attention(model, layer), layout(model).d_head
+    g_q, g_k = (float(n.weight.detach().abs().max().double()) for n in (att.q_norm, att.k_norm))
+    return g_q * g_k * d_head / score_divisor(model, layer)
+
+
 def sliding_windows(model) -> list[int | None]:
     """Each layer's sliding attention window (HF ``sliding_window``: a query sees only keys fewer than that many
     tokens back), or None for full attention."""

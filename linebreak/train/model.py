@@ -1,8 +1,9 @@
-"""Small causal transformers from a dataclass config: GPT-2, Llama, GPT-NeoX or Gemma-2, built with ``transformers``.
+"""Small causal transformers from a dataclass config: GPT-2, Llama, GPT-NeoX, Gemma-2 or Qwen3, built with
+``transformers``.
 
 Models are created with ``attn_implementation="eager"`` so attention patterns can be read. Position schemes:
-``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX, Gemma-2) and ``none`` (GPT-2 with its position
-embeddings zeroed and frozen: the model must count from causal attention alone).
+``learned`` (GPT-2's position embeddings), ``rotary`` (Llama, NeoX, Gemma-2, Qwen3) and ``none`` (GPT-2 with its
+position embeddings zeroed and frozen: the model must count from causal attention alone).
 
 ``d_mlp=0`` builds an attention-only model: any nonlinear use of the count and the width must then go
 through attention (softmax) and the norms, not an MLP. Llama and NeoX accept a zero-width MLP as is (it
@@ -16,6 +17,13 @@ norm*; the table heads here peak with logits that span 64-134 nats over a count 
 before it, which can saturate into a window: that is what a cap of 5 did there. It is built as Gemma-2 is, with
 every layer global (no sliding window) and ``query_pre_attn_scalar = d_head`` (Llama's ``1 / sqrt(d_head)``), and
 without the final logit cap, so the attention cap is the one bound.
+
+``qwen3`` is there for its per-head RMSNorm on queries and keys (before rotary). With ``qk_logit_bound = B`` the
+norms' gains are fixed, not learned, at ``g = (B / sqrt(d_head)) ** 0.5``: every normed query and key then has
+norm ``g sqrt(d_head)``, rotary keeps it, and the score ``q . k / sqrt(d_head)`` is ``B cos(q, k)``. That bounds
+the score itself, not only the logit, so no window can form behind it: a match can be sharp only through the
+angle between query and key, which is the bounded norm the argument is about. ``qk_logit_bound = 0`` keeps
+Qwen3's learned gains (the reference).
 
 ``count_code_control`` is a positive control, off by default: the character count on each line is added to
 the input as fixed sinusoids (:mod:`linebreak.train.count_code`), so that the model has the count on a helix
@@ -31,17 +39,18 @@ from dataclasses import dataclass, field
 from linebreak.config import require, tuples_from_text
 from linebreak.io import UserError
 
-ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",), "gemma2": ("rotary",)}
+ARCH_POS = {"gpt2": ("learned", "none"), "llama": ("rotary",), "neox": ("rotary",), "gemma2": ("rotary",),
+            "qwen3": ("rotary",)}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = field(default="gpt2", metadata={"help": "gpt2 | llama | neox | gemma2"})
+    arch: str = field(default="gpt2", metadata={"help": "gpt2 | llama | neox | gemma2 | qwen3"})
     n_layer: int = 4
     d_model: int = 128
     n_head: int = 4
     d_mlp: int = field(default=512, metadata={"help": "MLP hidden width; 0 = attention-only (no MLPs)"})
-    pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox, gemma2)"})
+    pos: str = field(default="learned", metadata={"help": "learned | none (gpt2); rotary (llama, neox, gemma2, qwen3)"})
     n_ctx: int = 256
     dropout: float = 0.0
     init_seed: int = field(default=0, metadata={"help": "seed of the initial weights"})
@@ -58,6 +67,9 @@ class ModelConfig:
     count_code_norm: float = field(default=1.0, metadata={"help": "norm of the count code added to each token"})
     attn_softcap: float = field(default=0.0, metadata={
         "help": "gemma2 only: cap each attention logit s at c tanh(s / c) (a bound on the logit); 0 = no cap"})
+    qk_logit_bound: float = field(default=0.0, metadata={
+        "help": "qwen3 only: fix its q/k norms' gains so that every attention score is B cos(q, k), |s| <= B "
+                "(a bound on the score, not only the logit); 0 = Qwen3's learned gains"})
 
     def __post_init__(self):
         tuples_from_text(self)
@@ -71,6 +83,10 @@ class ModelConfig:
                 f"attn_softcap must be a finite number >= 0 (0: no cap), got {self.attn_softcap}")
         require(not self.attn_softcap or self.arch == "gemma2",
                 f"attn_softcap is a gemma2 setting (its attention soft cap); arch is {self.arch}")
+        require(0 <= self.qk_logit_bound < float("inf"),
+                f"qk_logit_bound must be a finite number >= 0 (0: learned gains), got {self.qk_logit_bound}")
+        require(not self.qk_logit_bound or self.arch == "qwen3",
+                f"qk_logit_bound is a qwen3 setting (the gain of its q/k norms); arch is {self.arch}")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | None = None,
@@ -78,7 +94,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
     """A randomly initialised ``PreTrainedModel`` (causal LM) for ``cfg``; with ``cfg.count_code_control``, the
     count code ``count_code`` (:func:`linebreak.train.count_code.code_settings`) attached."""
     import torch
-    from transformers import AutoModelForCausalLM, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig
+    from transformers import AutoModelForCausalLM, Gemma2Config, GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen3Config
 
     from linebreak.train.count_code import attach_count_code
 
@@ -115,6 +131,11 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                               sliding_window=cfg.n_ctx, layer_types=["full_attention"] * cfg.n_layer,
                               attn_logit_softcapping=cfg.attn_softcap or None, final_logit_softcapping=None,
                               attention_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
+    elif cfg.arch == "qwen3":
+        config = Qwen3Config(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp, num_hidden_layers=cfg.n_layer,
+                             num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head,
+                             head_dim=cfg.d_model // cfg.n_head, max_position_embeddings=cfg.n_ctx,
+                             attention_dropout=cfg.dropout, tie_word_embeddings=True, **ids)
     else:
         config = GPTNeoXConfig(hidden_size=cfg.d_model, intermediate_size=cfg.d_mlp,
                                num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
@@ -134,5 +155,21 @@ def build_model(cfg: ModelConfig, vocab_size: int, bos_id: int, eos_id: int | No
                 with torch.no_grad():
                     p.zero_()
                 p.requires_grad_(False)
+    if cfg.qk_logit_bound:
+        fix_qk_gain(model, cfg.qk_logit_bound)
     attach_count_code(model, count_code)
     return model
+
+
+def fix_qk_gain(model, bound: float) -> None:
+    """Set every q/k norm gain of a Qwen3 ``model`` to ``(bound / sqrt(d_head)) ** 0.5`` and freeze it, so that
+    each attention score ``norm(q) . norm(k) / sqrt(d_head)`` is ``bound * cos(q, k)``."""
+    import torch
+
+    for layer in model.model.layers:
+        attn = layer.self_attn
+        gain = (bound / attn.head_dim ** 0.5) ** 0.5
+        for norm in (attn.q_norm, attn.k_norm):
+            with torch.no_grad():
+                norm.weight.fill_(gain)
+            norm.weight.requires_grad_(False)
