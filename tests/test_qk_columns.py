@@ -240,3 +240,32 @@ def test_the_newline_test_reads_only_the_prose_of_a_mixture(table_corpus, tmp_pa
     assert 0 < tables.sum() < len(ids)
     kept, kept_lab = prose_documents(ids, lab)
     assert (kept == ids[~tables]).all() and not kept_lab["cell_start"].any()
+
+
+def test_a_qk_norm_head_is_judged_on_its_normed_sides(table_corpus, tmp_path):
+    """A q/k-norm head (Qwen3) compares its *normed* queries and keys, so its sides and mean logits must not move
+    when its projections are scaled (the norm undoes the scale; only its eps sees it, a relative 1e-5 here). Read
+    through ``W_Q`` / ``W_K`` instead, the logits would grow 900 times. With the gains fixed at a bound ``B``, every
+    head's predicted mean logit then stays within [-B, B], as every real logit does."""
+    import torch
+
+    from linebreak.hooks.load import load_model
+    from linebreak.train.loop import train
+
+    p = TRAIN["table-tiny"]
+    model_cfg = dataclasses.replace(p.train.model, arch="qwen3", qk_logit_bound=4.0)
+    cfg = dataclasses.replace(p.train, model=model_cfg, optim=dataclasses.replace(p.train.optim, steps=20,
+                                                                                  eval_every=20))
+    train(cfg, load_corpus(table_corpus), tmp_path / "m")
+    model, tok = load_model(tmp_path / "m")
+    corpus = load_corpus(table_corpus)
+    before = column_analysis(model, corpus, QK, tok)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight.mul_(30.0)
+            layer.self_attn.k_proj.weight.mul_(30.0)
+    after = column_analysis(model, corpus, QK, tok)
+    for a, b in zip(before.heads, after.heads, strict=True):
+        assert a.name == b.name
+        assert b.comparison.range.total == pytest.approx(a.comparison.range.total, rel=1e-3)
+        assert b.comparison.range.total <= 2 * 4.0 * (1 + 1e-6)

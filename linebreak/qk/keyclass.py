@@ -22,6 +22,9 @@ One pass (:func:`collect`) keeps, in the :class:`linebreak.qk.collect.Sums` layo
   (:func:`linebreak.qk.maps.rotated_query_map`): the query as it scores the previous row's keys, on average
   (rows further up sit further away in tokens, and their rotation would blur the average);
 - per-column-start sums of the key vectors (``k_n`` counts key tokens);
+- on a q/k-norm model (Qwen3, Gemma-3, OLMo-2), the same sums of each head's own normed queries and keys
+  (``qn_sum`` / ``kn_sum``), the sides such a head compares (:mod:`linebreak.qk.maps`): a mean of residual
+  vectors through ``W_Q`` is not the mean of what the norm makes of them;
 - for every pair and head, the head's real attention logit (from its own ``hook_q`` / ``hook_k``, rotated by the
   pair's offset: exact, before any soft cap) and its attention probability (``hook_pattern``).
 
@@ -147,9 +150,11 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     max_c, max_k = int(lab["count"].max()) + 1, int(kv.max()) + 1
     n_off = int(P.offset.max()) + 1 if rotary else 1
     off = P.offset if rotary else np.zeros_like(P.offset)
-    check_budget(planned_bytes(lay, nL, max_c, n_off, max_k, len(P.b), 0, False), cfg, nL)
+    normed, dh = arch.has_qk_norm(model), lay.d_head
+    check_budget(planned_bytes(lay, nL, max_c, n_off, max_k, len(P.b), 0, normed), cfg, nL)
     sums = Sums(np.zeros((2, nL, max_c, n_off, d)), np.zeros((2, max_c, n_off)), np.zeros((2, nL, max_k, d)),
-                np.zeros((2, max_k)), layers=tuple(layers))
+                np.zeros((2, max_k)), np.zeros((2, nL, max_c, n_off, H, dh)) if normed else None,
+                np.zeros((2, nL, max_k, H, dh)) if normed else None, layers=tuple(layers))
     near = P.rows == 1  # the pairs the query sums are taken over
     np.add.at(sums.q_n, (P.b[near] % 2, P.i[near], off[near]), 1)
     kb, ks = np.nonzero(kv >= 0)
@@ -159,7 +164,7 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     tables = {L: arch.rotary_tables(model, ids.shape[1], L) for L in layers} if rotary else None
     at: dict = {}
     site = arch.attention_input_site(model)
-    q_site, k_site = ("q_normed", "k_normed") if arch.has_qk_norm(model) else ("q", "k")
+    q_site, k_site = ("q_normed", "k_normed") if normed else ("q", "k")
 
     def reads(L):
         def fn(x, name):
@@ -178,6 +183,11 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
 
     def score(L):  # q . k of every pair, the query rotated by its offset to the key (both before rotary)
         q, k = at.pop(("q", L)), at.pop(("k", L))
+        if normed:  # the sides a q/k-norm head compares: its own normed queries and keys, summed as reads() sums x
+            np.add.at(sums.qn_sum, (at["half"], slot[L], at["i"], at["off"]), q[at["qb"], at["qt"]])
+            kb, ks = np.nonzero(at["kv"] >= 0)
+            np.add.at(sums.kn_sum, ((kb + at["start"]) % 2, slot[L], at["kv"][kb, ks]),
+                      np.repeat(k[kb, ks], rep, axis=-2))  # one key per query head: head h reads key head h // rep
         pb, pt, ps = at["b"], at["t"], at["s"]
         qv, kk = q[pb, pt], np.repeat(k[pb, ps], rep, axis=-2)  # [pairs, H, dh]
         if tables is not None:
