@@ -127,7 +127,8 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                        "comparison_logit_range": vars(h.comparison.range), "key_ablation": vars(ab)}
         hg = next(g for g in qk.geometry if g.name == name)
         heads[name]["head_space"] = {side: {k: getattr(getattr(hg, side), k) for k in
-                                            ("pc1", "top6", "smoothness", "gate_open", "sign_changes")}
+                                            ("pc1", "top6", "smoothness", "gate_open", "sign_changes",
+                                             "ripples", "turns")}
                                      for side in ("query", "key")}
     return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
             "control_geometry": control,
@@ -212,9 +213,13 @@ def targets(r: dict) -> dict:
 
 
 def space(head: dict) -> str:
-    """A head's own query and key sides in a few numbers (PC1, top 6, gated sign changes)."""
+    """A head's own query and key sides in a few numbers (PC1, top 6, gated sign changes and turns; the turns are
+    n/a in a record written before they were measured)."""
     def one(g):
-        return f"{g['pc1']:.2f}, {g['top6']:.2f}, {g['sign_changes'] if g['gate_open'] else 'closed'}"
+        if not g["gate_open"]:
+            return f"{g['pc1']:.2f}, {g['top6']:.2f}, closed"
+        turns = "n/a" if g.get("turns") is None else f"{g['turns']:.2f}"
+        return f"{g['pc1']:.2f}, {g['top6']:.2f}, {g['sign_changes']} ({turns} turns)"
     return f"{one(head['head_space']['query'])} / {one(head['head_space']['key'])}"
 
 
@@ -229,7 +234,7 @@ def table(runs: dict) -> str:
              "verdict head: max cos, slope, R², eps; halves; random-init model | key side η²+ (p) | "
              "key ablation: head, same, other (shares) | "
              "column head: match share, η² chr / tok; key side; key ablation | "
-             "verdict head's own query / key side: PC1, top 6, gated sign changes | targets met |",
+             "verdict head's own query / key side: PC1, top 6, gated sign changes (turns) | targets met |",
              "|" + "---|" * 9]
     for name, r in runs.items():
         geo = r["geometry"]
@@ -378,7 +383,7 @@ def bound_table(runs: dict) -> str:
         return ""
     lines = ["| model | largest logit the weights allow, by layer | pad acc | verdict head: max cos, slope, R²; "
              "predicted logit range: interaction / total | open layers' gated sign changes (turns) | verdict head's "
-             "own query / key side: PC1, top 6, gated sign changes |", "|---|---|---|---|---|---|"]
+             "own query / key side: PC1, top 6, gated sign changes (turns) |", "|---|---|---|---|---|---|"]
     for n, r in rows:
         lead = r["heads"][r["verdict"]["best_head"]]
         q, rng = lead["qk"], lead["comparison_logit_range"]

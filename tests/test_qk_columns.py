@@ -126,6 +126,7 @@ def test_column_analysis_judges_every_head_and_round_trips(loaded, tmp_path):
         for side in (g.query, g.key):
             assert (np.diff(side.values) == 1).all() and 0 < side.pc1 <= side.top6 <= 1 + 1e-12
             assert side.gate_open or side.sign_changes == 0
+            assert (side.turns is None) == (not side.gate_open) and side.ripples >= 0
     r.save(tmp_path / "qk.json")
     back = ColumnQKResult.load(tmp_path / "qk.json")
     assert back.verdict.statement == r.verdict.statement
@@ -269,3 +270,19 @@ def test_a_qk_norm_head_is_judged_on_its_normed_sides(table_corpus, tmp_path):
         assert a.name == b.name
         assert b.comparison.range.total == pytest.approx(a.comparison.range.total, rel=1e-3)
         assert b.comparison.range.total <= 2 * 4.0 * (1 + 1e-6)
+
+
+def test_side_geometry_reads_the_turns_of_a_planted_side():
+    """A head side drawn on a circle traversed twice (two turns over its 60 values) reads about two turns and
+    rings; a straight side reads half a turn (a line through its centre) and one sign change. Values with a gap
+    are cut to their longest consecutive run first."""
+    from linebreak.qk.columns import side_geometry
+
+    v = np.arange(60)
+    a = 2 * np.pi * 2 * v / 60
+    circle = side_geometry(np.column_stack([np.cos(a), np.sin(a), np.zeros(60)]), v)
+    assert circle.gate_open and circle.turns == pytest.approx(2 * 59 / 60, abs=1e-9)
+    assert circle.sign_changes >= 2 and circle.ripples >= 2
+    line = side_geometry(np.column_stack([v, 0.5 * v]).astype(float), np.concatenate([v[:50], v[50:] + 5]))
+    assert list(line.values) == list(range(50)) and line.turns == pytest.approx(0.5)
+    assert line.sign_changes == 1 and line.ripples == 0

@@ -75,7 +75,9 @@ class ColumnHead(HeadTwist):
 class SideGeometry:
     """One side of a head, as the head sees it (query per count, key per column start), over the longest run of
     consecutive values: its PC1 and top-6 shares and its ringing behind the gate
-    (:func:`linebreak.probe.ringing.gated_ringing`)."""
+    (:func:`linebreak.probe.ringing.gated_ringing`: sign changes, ripples, and the turns of its top-2-PC angle;
+    an arc past three quarters of a turn changes sign twice with one ripple). ``ripples`` and ``turns`` are None
+    in a record written before they were measured, and ``turns`` also when the gate is closed."""
     values: np.ndarray
     pc1: float
     top6: float
@@ -83,6 +85,8 @@ class SideGeometry:
     gate_open: bool
     gate_reason: str | None
     sign_changes: int
+    ripples: int | None = None
+    turns: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -102,7 +106,8 @@ def side_geometry(X: np.ndarray, values: np.ndarray) -> SideGeometry:
     X, v = np.asarray(X)[keep], np.asarray(values)[keep]
     p, g = manifold.pca_spectrum(X), gated_ringing(X, v)
     return SideGeometry(values=v, pc1=float(p["ratio"][0]), top6=p["top6"], smoothness=g["smoothness"],
-                        gate_open=g["gate_open"], gate_reason=g["reason"], sign_changes=int(g["sign_changes"]))
+                        gate_open=g["gate_open"], gate_reason=g["reason"], sign_changes=int(g["sign_changes"]),
+                        ripples=int(g["ripples"]), turns=g["turns"])
 
 
 @dataclass(kw_only=True)
