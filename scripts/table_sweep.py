@@ -359,31 +359,31 @@ def seed_counts(runs: dict, spec: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def section(header: str, lines: list[str]) -> str:
+    """A markdown table under a blank line: ``header`` (its columns), the rule and ``lines``; empty without lines."""
+    rule = "|" + "---|" * (header.count("|") - 1)
+    return "\n" + "\n".join([header, rule, *lines]) + "\n" if lines else ""
+
+
 def prose_table(runs: dict) -> str:
     """The newline test on the prose of each mixture model (empty when there is none)."""
     rows = [(n, r["prose_heads"]) for n, r in runs.items() if r.get("prose_heads")]
-    if not rows:
-        return ""
-    lines = ["| mixture model | prose documents | newline verdict | best twist head: max cos, slope, R², interaction | "
-             "boundary head: attention range, interaction |", "|---|---|---|---|---|"]
+    lines = []
     for n, p in rows:
         b, m = p["best"], p["boundary"]
         lines.append(f"| {n} | {p['n_docs']} | {'passes' if p['passes'] else 'fails'} | {b['head']}: "
                      f"{b['max_cos']:.2f}, {b['slope']:.2f}, {b['r2']:.2f}, {b['interaction_share']:.3f} | "
                      f"{m['head']}: "
                      f"{m['response_range']:.2f}, {m['interaction_share']:.3f} |")
-    return "\n" + "\n".join(lines) + "\n"
+    return section("| mixture model | prose documents | newline verdict | best twist head: max cos, slope, R², "
+                   "interaction | boundary head: attention range, interaction |", lines)
 
 
 def bound_table(runs: dict) -> str:
     """The runs whose attention logits are bounded (a cap, or q/k norms): the bound each layer's weights allow
     beside what the verdict head makes of it (empty when no run is bounded)."""
     rows = [(n, r) for n, r in runs.items() if any(b is not None for b in r.get("score_bounds") or [])]
-    if not rows:
-        return ""
-    lines = ["| model | largest logit the weights allow, by layer | pad acc | verdict head: max cos, slope, R²; "
-             "predicted logit range: interaction / total | open layers' gated sign changes (turns) | verdict head's "
-             "own query / key side: PC1, top 6, gated sign changes (turns) |", "|---|---|---|---|---|---|"]
+    lines = []
     for n, r in rows:
         lead = r["heads"][r["verdict"]["best_head"]]
         q, rng = lead["qk"], lead["comparison_logit_range"]
@@ -392,7 +392,9 @@ def bound_table(runs: dict) -> str:
                      f"{r['verdict']['best_head']} {'passes' if r['verdict']['passes'] else 'fails'}: "
                      f"{q['max_cos']:.2f}, {q['slope']:.2f}, {q['r2']:.2f}; {rng['interaction']:.1f} / "
                      f"{rng['total']:.1f} | {'; '.join(opened) or 'all closed'} | {space(lead)} |")
-    return "\n" + "\n".join(lines) + "\n"
+    return section("| model | largest logit the weights allow, by layer | pad acc | verdict head: max cos, slope, R²; "
+                   "predicted logit range: interaction / total | open layers' gated sign changes (turns) | verdict "
+                   "head's own query / key side: PC1, top 6, gated sign changes (turns) |", lines)
 
 
 def reading_table(runs: dict) -> str:
@@ -400,16 +402,14 @@ def reading_table(runs: dict) -> str:
     row above" and "the same column" name different keys): the verdict and column heads' attention on each."""
     rows = [(n, r) for n, r in runs.items()
             if any(h["attention"]["n_disagree"] for h in r["heads"].values())]
-    if not rows:
-        return ""
-    lines = ["| model | head | pad decisions where the readings disagree | attention on: same column, other cell "
-             "(count) | same cell, other column (ordinal) |", "|---|---|---|---|---|"]
+    lines = []
     for n, r in rows:
         for name, h in r["heads"].items():
             a = h["attention"]
             lines.append(f"| {n} | {name} | {a['n_disagree']} | {a['count_only_share']:.3f} | "
                          f"{a['ordinal_only_share']:.3f} |")
-    return "\n" + "\n".join(lines) + "\n"
+    return section("| model | head | pad decisions where the readings disagree | attention on: same column, other "
+                   "cell (count) | same cell, other column (ordinal) |", lines)
 
 
 def main(argv: list[str] | None = None) -> int:
