@@ -104,27 +104,27 @@ def train_tiny(tmp_path, **model_kw):
                               optim=dataclasses.replace(p.train.optim, steps=20, eval_every=20))
     corpus = load_corpus(generate_corpus(dataclasses.replace(p.data, n_train=40), tmp_path / "c"))
     train(cfg, corpus, tmp_path / "m")
-    return load_model(tmp_path / "m")[0]
+    return load_model(tmp_path / "m")[0], cfg.model
 
 
 def test_a_trained_capped_model_loads_with_its_cap(tmp_path):
     """Trained, saved and loaded by the stages' loader: the hooks read it as the gemma2 family with its cap."""
     from linebreak.hooks import arch
 
-    model = train_tiny(tmp_path, arch="gemma2", attn_softcap=5.0)
+    model, _ = train_tiny(tmp_path, arch="gemma2", attn_softcap=5.0)
     assert arch.family(model).name == "gemma2" and arch.softcap(model, 1) == 5.0
 
 
 def test_a_trained_bounded_model_keeps_its_fixed_gains(tmp_path):
-    """Twenty AdamW steps (weight decay 0.1 on matrices) leave every q/k norm gain at exactly (c / sqrt(d_head))^0.5,
-    while the projections move; loaded back, the hooks read it as the qwen3 family, a model with q/k norms."""
+    """Twenty AdamW steps (weight decay 0.01 on matrices) leave every q/k norm gain at exactly (c / sqrt(d_head))^0.5,
+    while the projections move from their initial weights (the same config and init seed, built afresh); loaded
+    back, the hooks read it as the qwen3 family, a model with q/k norms."""
     from linebreak.hooks import arch
 
-    model = train_tiny(tmp_path, arch="qwen3", qk_logit_bound=4.0)
+    model, cfg = train_tiny(tmp_path, arch="qwen3", qk_logit_bound=4.0)
     assert arch.family(model).name == "qwen3" and arch.has_qk_norm(model)
     d_head = model.config.head_dim
-    fresh = build_model(ModelConfig(arch="qwen3", pos="rotary", n_layer=2, d_model=64, n_head=4, d_mlp=256, n_ctx=96,
-                                    qk_logit_bound=4.0), model.config.vocab_size, model.config.bos_token_id)
+    fresh = build_model(cfg, model.config.vocab_size, model.config.bos_token_id)
     for layer, new in zip(model.model.layers, fresh.model.layers):
         a = layer.self_attn
         for norm in (a.q_norm, a.k_norm):

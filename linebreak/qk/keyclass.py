@@ -166,12 +166,14 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     site = arch.attention_input_site(model)
     q_site, k_site = ("q_normed", "k_normed") if normed else ("q", "k")
 
+    def add(q_sum, k_sum, L, q_rows, k_rows):  # one layer's query rows (per summed pair) and key rows (per key)
+        np.add.at(q_sum, (at["half"], slot[L], at["i"], at["off"]), q_rows)
+        np.add.at(k_sum, (at["k_half"], slot[L], at["k_value"]), k_rows)
+
     def reads(L):
         def fn(x, name):
             x = numpy64(x)
-            np.add.at(sums.q_sum, (at["half"], slot[L], at["i"], at["off"]), x[at["qb"], at["qt"]])
-            kb, ks = np.nonzero(at["kv"] >= 0)
-            np.add.at(sums.k_sum, ((kb + at["start"]) % 2, slot[L], at["kv"][kb, ks]), x[kb, ks])
+            add(sums.q_sum, sums.k_sum, L, x[at["qb"], at["qt"]], x[at["kb"], at["ks"]])
         return fn
 
     def grab(kind, L):
@@ -184,10 +186,8 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     def score(L):  # q . k of every pair, the query rotated by its offset to the key (both before rotary)
         q, k = at.pop(("q", L)), at.pop(("k", L))
         if normed:  # the sides a q/k-norm head compares: its own normed queries and keys, summed as reads() sums x
-            np.add.at(sums.qn_sum, (at["half"], slot[L], at["i"], at["off"]), q[at["qb"], at["qt"]])
-            kb, ks = np.nonzero(at["kv"] >= 0)
-            np.add.at(sums.kn_sum, ((kb + at["start"]) % 2, slot[L], at["kv"][kb, ks]),
-                      np.repeat(k[kb, ks], rep, axis=-2))  # one key per query head: head h reads key head h // rep
+            add(sums.qn_sum, sums.kn_sum, L, q[at["qb"], at["qt"]],
+                np.repeat(k[at["kb"], at["ks"]], rep, axis=-2))  # one key per query head: head h reads key h // rep
         pb, pt, ps = at["b"], at["t"], at["s"]
         qv, kk = q[pb, pt], np.repeat(k[pb, ps], rep, axis=-2)  # [pairs, H, dh]
         if tables is not None:
@@ -209,8 +209,10 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
     def begin(s, e):  # the batch's pairs and the key values of its documents
         rows = np.flatnonzero((P.b >= s) & (P.b < e))
         summed = rows[near[rows]]
+        kb, ks = np.nonzero(kv[s:e] >= 0)  # the batch's key tokens
         at.update(rows=rows, b=P.b[rows] - s, t=P.t[rows], s=P.s[rows], qb=P.b[summed] - s, qt=P.t[summed],
-                  i=P.i[summed], off=off[summed], half=P.b[summed] % 2, kv=kv[s:e], start=s)
+                  i=P.i[summed], off=off[summed], half=P.b[summed] % 2, kb=kb, ks=ks, k_value=kv[s:e][kb, ks],
+                  k_half=(kb + s) % 2)
 
     read_pass(model, ids, cfg.batch_size, [Reader(fwd, begin, len(ids))], desc="qk: forward")
     return KeyClassData(sums, q_tokens, P, scores, tables)
