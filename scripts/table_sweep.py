@@ -16,8 +16,9 @@ command, into ``<work>/measure/<run>-seed<S>/``:
   ringing gate (:func:`linebreak.probe.ringing.gated_ringing`, the count probe's R^2 as its second condition),
   beside the random-init control's in the same count window;
 - ``linebreak qk --keys pad`` and ``linebreak causal --keys pad`` on the training corpus's validation split: the
-  verdict head's twist numbers on all documents and on each half, its key-side test, the score split, and the
-  key ablations of the verdict head and of the column head;
+  verdict head's twist numbers on all documents and on each half, its key-side tests (the observational one
+  and the key shift, :mod:`linebreak.qk.key_shift`, which the target reads), the score split, and the key
+  ablations of the verdict head and of the column head;
 - the same verdict on the model's random-init control (same architecture and init seed, untrained).
 
 It writes ``<out>/tables.json`` (every number and each run's settings), ``<out>/tables.md`` (one row per model,
@@ -35,6 +36,7 @@ import sys
 from pathlib import Path
 
 from linebreak.io import save_json, write_text
+from linebreak.rules.qk import KEY_SHIFT_MIN_PEAK
 
 TARGET_PAD_ACC = 0.95  # issue 19: pad accuracy from the second row on
 TARGET_TOP6, TARGET_PC1 = 0.9, 0.7  # the centroids' top 6 PCs hold >= 90 %, PC1 < 0.7
@@ -123,6 +125,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                        "gain_over_control": h.gain_over_control, "passes": h.verdict.passes,
                        "fails": [k for k, ok in h.verdict.checks.items() if not ok],
                        "pc1_share": vars(h.pc1_share), "attention": vars(h.attention), "key_side": vars(h.key_side),
+                       "key_shift": None if h.key_shift is None else vars(h.key_shift),
                        "comparison_interaction_share": h.comparison.interaction_share,
                        "comparison_logit_range": vars(h.comparison.range), "key_ablation": vars(ab)}
         hg = next(g for g in qk.geometry if g.name == name)
@@ -130,7 +133,10 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes",
                                              "ripples", "turns")}
                                      for side in ("query", "key")}
+    # every head's key-shift peak at the largest shift (nats), to name the heads that read the key's column
+    shift_peaks = {h.name: h.key_shift.peak[-1] for h in qk.heads if h.key_shift is not None}
     return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
+            "key_shift_peaks": shift_peaks,
             "control_geometry": control,
             "control_qk": control_verdict(model, corpus, work, qk_settings), "prose_heads": prose,
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
@@ -208,7 +214,7 @@ def targets(r: dict) -> dict:
     return {"pad_acc": r["pads"]["pad_acc_rows1"] >= TARGET_PAD_ACC, "spectrum": any(spectrum.values()),
             "rings": any(rings.values()), "twist_all_and_halves": r["verdict"]["passes"]
             and all(h["passes"] for h in r["verdict"]["halves"]),
-            "key_side_moves": lead["key_side"]["moves"],
+            "key_shift_peaks": bool(lead.get("key_shift") and lead["key_shift"]["peaks"]),
             "same_column_keeps": ab["keeps_with_same_column"], "other_column_removes": ab["loses_with_other_column"]}
 
 
@@ -397,6 +403,24 @@ def bound_table(runs: dict) -> str:
                    "head's own query / key side: PC1, top 6, gated sign changes (turns) |", lines)
 
 
+def shift_table(runs: dict) -> str:
+    """The key-shift test (the document edited so that only the previous row's matching column moves): the
+    verdict and column heads' peak per shift, their slope and pad correlation at the largest, and every head of
+    the model that peaks (empty when no record has it)."""
+    lines = []
+    for n, r in runs.items():
+        for name, h in r["heads"].items():
+            ks = h.get("key_shift")
+            if ks is None:
+                continue
+            peaking = [f"{k} {v:.2f}" for k, v in r["key_shift_peaks"].items() if v >= KEY_SHIFT_MIN_PEAK]
+            lines.append(f"| {n} | {name} | {', '.join(f'{p:+.2f}' for p in ks['peak'])} "
+                         f"[{ks['peak_ci'][0]:+.2f}, {ks['peak_ci'][1]:+.2f}] | {ks['slope'][-1]:+.3f} | "
+                         f"{ks['pad_corr']:+.2f} | {'yes' if ks['peaks'] else 'no'} | {', '.join(peaking) or 'none'} |")
+    return section("| model | head | logit peak at the key's column, shifts 1..D (nats) [95 % CI at D] | slope at D "
+                   "(nats/char) | pad corr | peaks | heads whose peak at D is >= 0.5 |", lines)
+
+
 def reading_table(runs: dict) -> str:
     """Count against ordinal reading, for the runs whose documents have empty cells (where "the same cell of the
     row above" and "the same column" name different keys): the verdict and column heads' attention on each."""
@@ -453,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     save_json(out / "tables.json", {"format": "linebreak-table-sweep/1", "config": str(args.config), "runs": runs})
     text = (table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs) + reading_table(runs)
-            + bound_table(runs))
+            + bound_table(runs) + shift_table(runs))
     write_text(out / "tables.md", text)
     figure(runs, out / "tables.png")
     print(text)

@@ -23,7 +23,11 @@ check as the newline test (:mod:`linebreak.qk.twist`, :mod:`linebreak.qk.verdict
   its column, the key's column index and the token offset held fixed, does the attention move with where that
   column starts? A head that reads "the j-th cell of the row above" need not; a count match must. It is
   observational: across documents the query's own layout moves with the key's, so the causal stage's key
-  ablations (:mod:`linebreak.causal.columns`) say whether the key is what the head reads.
+  ablations (:mod:`linebreak.causal.columns`) say whether the key is what the head reads;
+- the key-shift test (:mod:`linebreak.qk.key_shift`): the document edited so that only the previous row's
+  matching column moves, by up to half a column gap. Does the head's logit on that key peak where the key
+  really is? This is the interventional test the issue asks for. The observational one cannot see a head whose
+  attention on the match saturates.
 
 The key ablations with same-column resampling are the causal stage's (:mod:`linebreak.causal.columns`).
 """
@@ -40,11 +44,12 @@ from linebreak.qk import keyclass
 from linebreak.qk.attention import key_side_test
 from linebreak.qk.collect import Means, check_model, select_docs
 from linebreak.qk.config import QKConfig
+from linebreak.qk.key_shift import KeyShift, key_shift_tests
 from linebreak.qk.maps import score_heads
 from linebreak.qk.result import Comparison, HeadTwist, KeySide, TopHead, Verdict, project
 from linebreak.qk.top_heads import top_head
 from linebreak.qk.verdict import lead_head, model_verdict, rank_key, split_half
-from linebreak.results import Result
+from linebreak.results import OMIT, Result
 
 
 @dataclass(kw_only=True)
@@ -69,6 +74,7 @@ class ColumnHead(HeadTwist):
     comparison: Comparison
     attention: ColumnAttention
     key_side: KeySide
+    key_shift: KeyShift | None = field(default=None, metadata=OMIT)  # None: not run (key_shift_pairs 0, older file)
 
 
 @dataclass(kw_only=True)
@@ -241,6 +247,9 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
     rng = np.random.default_rng(cfg.seed)
     scored = score_heads(model, lay, sums, means, tables, rng)
     order = sorted(range(len(scored)), key=lambda j: rank_key(scored[j].twist))
+    shifts = (key_shift_tests(model, lay, ids, lab, P, sums.layers, corpus.table, cfg.key_shift_pairs,
+                              cfg.batch_size, np.random.default_rng([cfg.seed, 1]))
+              if cfg.key_shift_pairs and corpus.table else {})
     heads = []
     for r, j in enumerate(order):
         s, w = scored[j], scored[j].weights
@@ -249,7 +258,8 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
                              comparison=s.comparison,
                              attention=attention_stats(logit, prob, P, means.i_values, means.k_values,
                                                        cfg.min_per_value),
-                             key_side=previous_row_key_side(prob, P, rng)))
+                             key_side=previous_row_key_side(prob, P, rng),
+                             key_shift=shifts.get((w.layer, w.head))))
     lead = lead_head(heads)
     by_position = {(s.weights.layer, s.weights.head): s for s in scored}
     stability = split_half(data.halves, by_position[(lead.layer, lead.head)].weights, lead.verdict.passes,

@@ -54,6 +54,8 @@ class QKConfig(OnDevice):
                                                                              "probe"})
     probe_iters: int = field(default=VALUE_PROBE_ITERS, metadata={"help": "L-BFGS iterations of each logistic value "
                                                                            "probe"})
+    key_shift_pairs: int = field(default=256, metadata={"help": "table keys: pairs per shift of the key-shift test "
+                                                                "(linebreak.qk.key_shift); 0 skips it"})
     max_gb: float = field(default=8.0, metadata={"help": "refuse a run whose sums, attention and probe rows would "
                                                           "hold more than this (GB)"})
 
@@ -65,4 +67,5 @@ class QKConfig(OnDevice):
         require(self.probe_rows >= 1, f"probe_rows must be positive, got {self.probe_rows}")
         require(self.probe_fit_rows >= 1 and self.probe_iters >= 1,
                 f"probe_fit_rows and probe_iters must be positive, got {self.probe_fit_rows}, {self.probe_iters}")
+        require(self.key_shift_pairs >= 0, f"key_shift_pairs must be >= 0, got {self.key_shift_pairs}")
         require(self.max_gb > 0, f"max_gb must be positive, got {self.max_gb}")

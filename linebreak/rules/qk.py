@@ -37,6 +37,15 @@ KEY_SIDE_MIN_GROUP = 4
 # The key-side finding agrees when at least this many heads move with the key (the paper's boundary heads do).
 KEY_SIDE_MIN_HEADS = 1
 
+# ---- the key-shift test of a table head (linebreak.qk.key_shift) ---------------------------------------------
+# A head "peaks at the key's column" when a key moved half the narrowest column gap loses at least this much logit
+# (against the mean of the two directions, so a ramp's change cancels). 0.5 nat keeps at most e^-0.5 = 0.61 of
+# the key's attention odds: the head tells a key at its column from one halfway to the next. Set before any head
+# was measured with it.
+KEY_SHIFT_MIN_PEAK = 0.5
+# Resamples of the documents for the interval of the peak; its lower 2.5 % point must be above zero.
+KEY_SHIFT_BOOTSTRAP = 200
+
 # ---- which published picture the comparison matches (linebreak.study.findings.qk) ----------------------------
 # A twist puts the comparison in the interaction of count and width; an addition puts it in a count effect plus
 # a width effect. "Mostly additive" is the plain majority: the additive part carries more than half of the
