@@ -121,26 +121,28 @@ def test_first_layer_keys_do_not_move_and_later_ones_do(model, corpus, keys):
 
 
 def planted(logit_of, n_docs=40, per_doc=8, D=3, seed=0):
-    """``summarise`` of one planted head whose logit is ``logit_of(delta, pad)`` plus a little noise."""
+    """``summarise`` of one planted head whose logit is ``logit_of(delta, pad, first_row)`` plus a little noise; a
+    quarter of the pairs have their key on the first row."""
     rng = np.random.default_rng(seed)
     docs = np.repeat(np.arange(n_docs), per_doc)
     pad = rng.integers(2, 9, size=len(docs))
+    first = np.arange(len(docs)) % 4 == 0
     noise = lambda: 0.01 * rng.standard_normal((len(docs), 1))  # noqa: E731
-    base = [logit_of(0, pad)[:, None] + noise() for _ in range(D)]
-    plus = [logit_of(d, pad)[:, None] + noise() for d in range(1, D + 1)]
-    minus = [logit_of(-d, pad)[:, None] + noise() for d in range(1, D + 1)]
-    return summarise(base, plus, minus, docs, pad, np.random.default_rng(1))[0]
+    base = [logit_of(0, pad, first)[:, None] + noise() for _ in range(D)]
+    plus = [logit_of(d, pad, first)[:, None] + noise() for d in range(1, D + 1)]
+    minus = [logit_of(-d, pad, first)[:, None] + noise() for d in range(1, D + 1)]
+    return summarise(base, plus, minus, docs, pad, first, np.random.default_rng(1))[0]
 
 
 def test_a_peak_at_the_key_passes_and_a_ramp_does_not():
-    peak = planted(lambda d, pad: -0.4 * abs(d) + 0 * pad)
+    peak = planted(lambda d, pad, first: -0.4 * abs(d) + 0 * pad)
     assert peak.peaks and peak.peak[-1] == pytest.approx(1.2, abs=0.02)
     assert peak.peak_ci[0] < peak.peak[-1] < peak.peak_ci[1] and peak.peak_ci[0] > 0
     assert peak.slope[-1] == pytest.approx(0.0, abs=0.02)
-    ramp = planted(lambda d, pad: 0.7 * d + 0 * pad)
+    ramp = planted(lambda d, pad, first: 0.7 * d + 0 * pad)
     assert not ramp.peaks and ramp.peak[-1] == pytest.approx(0.0, abs=0.02)
     assert ramp.slope == pytest.approx([0.7] * 3, abs=0.02)
-    small = planted(lambda d, pad: -0.1 * abs(d) + 0 * pad)  # a real peak below the rule's 0.5 nat
+    small = planted(lambda d, pad, first: -0.1 * abs(d) + 0 * pad)  # a real peak below the rule's 0.5 nat
     assert not small.peaks and small.peak_ci[0] > 0
 
 
@@ -148,10 +150,20 @@ def test_pad_corr_tells_a_count_query_from_a_next_column_query():
     """A query that knows only its count peaks at count + 5, so its key at the next column start (count + pad)
     gains from moving left the longer the pad: a strongly negative ``pad_corr``. A query that carries the next
     column start peaks there whatever the pad: none."""
-    count_query = planted(lambda d, pad: -0.2 * (pad + d - 5.0) ** 2)
-    target_query = planted(lambda d, pad: -0.2 * d ** 2 + 0 * pad)
+    count_query = planted(lambda d, pad, first: -0.2 * (pad + d - 5.0) ** 2)
+    target_query = planted(lambda d, pad, first: -0.2 * d ** 2 + 0 * pad)
     assert count_query.pad_corr < -0.9
     assert abs(target_query.pad_corr) < 0.3 and target_query.peaks
+
+
+def test_the_first_row_peak_separates_a_comparison_from_an_alignment_check():
+    """A key that peaks only because it lines up with the rows above it (none above the first row) peaks over
+    all pairs but not over the first-row ones; a comparison with the query peaks on both."""
+    aligned = planted(lambda d, pad, first: np.where(first, 0.0, -0.4 * abs(d)) + 0 * pad)
+    compared = planted(lambda d, pad, first: -0.4 * abs(d) + 0 * pad)
+    assert aligned.n_first_row == compared.n_first_row == 80
+    assert aligned.peak[-1] == pytest.approx(0.9, abs=0.02) and aligned.peak_first_row == pytest.approx(0, abs=0.02)
+    assert compared.peak_first_row == pytest.approx(1.2, abs=0.02)
 
 
 def test_a_column_record_carries_the_key_shift_and_reads_without_it(model, corpus, tmp_path):

@@ -29,6 +29,10 @@ halfway to where a neighbouring column could start):
   start further right than that then gains from a key moved left, which gives a negative correlation. A
   query that carries the next column start itself peaks there whatever the pad, which gives none. This tests
   the hypothesis docs/research/tables.md left open;
+- ``peak_first_row``: ``peak[D]`` over the pairs whose key is on the first row (``n_first_row`` of them). A key
+  on a later row can also peak because it checks its own alignment with the rows above it (a key moved off
+  its column no longer lines up with them), which is not a comparison with the query. A first-row key has no
+  row above, so a peak there is the query's comparison;
 - ``peaks``: ``peak[D] >= KEY_SHIFT_MIN_PEAK`` (:mod:`linebreak.rules.qk`, with the reason), with the lower
   bound of its 95 % bootstrap interval (documents resampled) above zero.
 
@@ -55,21 +59,24 @@ from linebreak.rules.qk import KEY_SHIFT_BOOTSTRAP, KEY_SHIFT_MIN_PEAK
 class KeyShift:
     """One head's key-shift test (module doc): per shift ``d`` in ``shifts``, the pairs ``n`` it was measured on,
     ``peak`` and ``slope`` (nats, nats per character); at the largest shift, the bootstrap interval ``peak_ci``
-    of ``peak``, ``pad_corr``, and the verdict ``peaks``."""
+    of ``peak``, ``pad_corr``, ``peak_first_row`` over the ``n_first_row`` pairs whose key is on row 0 (nan
+    without one), and the verdict ``peaks``."""
     shifts: list[int]
     n: list[int]
     peak: list[float]
     slope: list[float]
     peak_ci: list[float]
     pad_corr: float
+    peak_first_row: float
+    n_first_row: int
     peaks: bool
 
 
 @dataclass
 class Sites:
     """The shifted pairs: document ``b``, query ``t``, key ``s``, the pads edited ``before`` / ``after`` the key
-    on its row (positions) with their lengths ``len_before`` / ``len_after``, and the pair's pad length ``pad``
-    (next column start less the query's count)."""
+    on its row (positions) with their lengths ``len_before`` / ``len_after``, the pair's pad length ``pad``
+    (next column start less the query's count) and the key's row ``key_row``."""
     b: np.ndarray
     t: np.ndarray
     s: np.ndarray
@@ -78,6 +85,7 @@ class Sites:
     len_before: np.ndarray
     len_after: np.ndarray
     pad: np.ndarray
+    key_row: np.ndarray
 
     def take(self, m) -> Sites:
         return Sites(*(getattr(self, f)[m] for f in self.__dataclass_fields__))
@@ -99,7 +107,8 @@ def sites(lab: dict, P: Pairs) -> Sites:
         after[j] = right[0] if len(right) else -1
     ok = (before >= 0) & (after >= 0)
     b, t, s, before, after = b[ok], t[ok], s[ok], before[ok], after[ok]
-    return Sites(b, t, s, before, after, tok_len[b, before], tok_len[b, after], P.target[m][ok] - P.i[m][ok])
+    return Sites(b, t, s, before, after, tok_len[b, before], tok_len[b, after], P.target[m][ok] - P.i[m][ok],
+                 line[b, s])
 
 
 def feasible(S: Sites, d: int, max_pad: int) -> np.ndarray:
@@ -199,23 +208,25 @@ def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, ta
         for moved, sign in ((plus, 1), (minus, -1)):
             k = capture(model, edited(ids, Sd, np.full(len(c), sign * d), pad_id), Sd.s, layers, k_site, batch_size)
             moved.append(logits(rows, k))
-    return dict(zip(heads, summarise(base, plus, minus, Sd.b, Sd.pad, rng)))
+    return dict(zip(heads, summarise(base, plus, minus, Sd.b, Sd.pad, Sd.key_row == 0, rng)))
 
 
 def summarise(base: list[np.ndarray], plus: list[np.ndarray], minus: list[np.ndarray], docs: np.ndarray,
-              pad: np.ndarray, rng: np.random.Generator) -> list[KeyShift]:
+              pad: np.ndarray, first_row: np.ndarray, rng: np.random.Generator) -> list[KeyShift]:
     """One :class:`KeyShift` per head from the logits ``[pairs, heads]`` of the unedited keys (``base``) and of the
-    keys moved ``+d`` / ``-d`` (``plus``, ``minus``), one array per ``d = 1, 2, ...``; ``docs`` and ``pad`` are
-    the documents and pad lengths of the largest shift's pairs (module doc)."""
+    keys moved ``+d`` / ``-d`` (``plus``, ``minus``), one array per ``d = 1, 2, ...``; ``docs``, ``pad`` and
+    ``first_row`` (the key is on row 0) describe the largest shift's pairs (module doc)."""
     peak = [b - (p + m) / 2 for b, p, m in zip(base, plus, minus)]
     slope = [(p - m) / (2 * d) for d, (p, m) in enumerate(zip(plus, minus), 1)]
     odd = plus[-1] - minus[-1]
     ci = bootstrap_ci(peak[-1], docs, rng)
+    row0 = peak[-1][first_row].mean(0) if first_row.any() else np.full(odd.shape[1], np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         pc = (np.corrcoef(np.column_stack([pad, odd]).T)[0, 1:] if len(pad) > 2
               else np.full(odd.shape[1], np.nan))
     return [KeyShift(shifts=list(range(1, len(base) + 1)), n=[len(b) for b in base],
                      peak=[float(p[:, j].mean()) for p in peak], slope=[float(s[:, j].mean()) for s in slope],
                      peak_ci=[float(ci[0, j]), float(ci[1, j])], pad_corr=float(pc[j]),
+                     peak_first_row=float(row0[j]), n_first_row=int(first_row.sum()),
                      peaks=bool(peak[-1][:, j].mean() >= KEY_SHIFT_MIN_PEAK and ci[0, j] > 0))
             for j in range(odd.shape[1])]
