@@ -116,7 +116,9 @@ def test_first_layer_keys_do_not_move_and_later_ones_do(model, corpus, keys):
     for (L, _), r in out.items():
         assert r.shifts == list(range(1, D + 1)) and all(0 < n <= 64 for n in r.n)
         if L == 0:
-            assert r.peak == [0.0] * D and r.slope == [0.0] * D and not r.peaks
+            assert r.peak == [0.0] * D and r.slope == [0.0] * D and r.key_angle == [0.0] * D and not r.peaks
+        else:
+            assert all(0 < a < np.pi for a in r.key_angle)
     assert max(abs(s) for (L, _), r in out.items() if L == 1 for s in r.slope) > 1e-5
 
 
@@ -129,21 +131,31 @@ def planted(logit_of, n_docs=40, per_doc=8, D=3, seed=0):
     first = np.arange(len(docs)) % 4 == 0
     noise = lambda: 0.01 * rng.standard_normal((len(docs), 1))  # noqa: E731
     base = [logit_of(0, pad, first)[:, None] + noise() for _ in range(D)]
+    turned = [np.full((len(docs), 1), 0.1 * d) for d in range(1, D + 1)]
     plus = [logit_of(d, pad, first)[:, None] + noise() for d in range(1, D + 1)]
     minus = [logit_of(-d, pad, first)[:, None] + noise() for d in range(1, D + 1)]
-    return summarise(base, plus, minus, docs, pad, first, np.random.default_rng(1))[0]
+    return summarise(base, plus, minus, turned, docs, pad, first, np.random.default_rng(1))[0]
 
 
 def test_a_peak_at_the_key_passes_and_a_ramp_does_not():
     peak = planted(lambda d, pad, first: -0.4 * abs(d) + 0 * pad)
     assert peak.peaks and peak.peak[-1] == pytest.approx(1.2, abs=0.02)
     assert peak.peak_ci[0] < peak.peak[-1] < peak.peak_ci[1] and peak.peak_ci[0] > 0
-    assert peak.slope[-1] == pytest.approx(0.0, abs=0.02)
+    assert peak.slope[-1] == pytest.approx(0.0, abs=0.02) and peak.key_angle == pytest.approx([0.1, 0.2, 0.3])
     ramp = planted(lambda d, pad, first: 0.7 * d + 0 * pad)
     assert not ramp.peaks and ramp.peak[-1] == pytest.approx(0.0, abs=0.02)
     assert ramp.slope == pytest.approx([0.7] * 3, abs=0.02)
     small = planted(lambda d, pad, first: -0.1 * abs(d) + 0 * pad)  # a real peak below the rule's 0.5 nat
     assert not small.peaks and small.peak_ci[0] > 0
+
+
+def test_key_angle_is_the_angle_between_the_keys():
+    from linebreak.qk.key_shift import key_angle
+
+    a = np.array([[[1.0, 0.0]], [[2.0, 0.0]]])
+    b = np.array([[[0.0, 3.0]], [[1.0, 1.0]]])
+    np.testing.assert_allclose(key_angle(a, b), [[np.pi / 2], [np.pi / 4]])
+    assert key_angle(a, a).max() == 0.0
 
 
 def test_pad_corr_tells_a_count_query_from_a_next_column_query():

@@ -33,6 +33,11 @@ halfway to where a neighbouring column could start):
   on a later row can also peak because it checks its own alignment with the rows above it (a key moved off
   its column no longer lines up with them), which is not a comparison with the query. A first-row key has no
   row above, so a peak there is the query's comparison;
+- ``key_angle[d]``: the mean angle (radians) through which the head's own key turns when the key moves ``d``
+  characters (between ``hook_k``, or ``hook_k_normed`` on a q/k-norm model, before and after). Divided by
+  ``d``, it is how fast one document's key turns per character of its column, to set beside the turns of
+  the key side's centroids (``geometry``): a key that turns much faster than its centroids carries a
+  per-document part that the centroids average away;
 - ``peaks``: ``peak[D] >= KEY_SHIFT_MIN_PEAK`` (:mod:`linebreak.rules.qk`, with the reason), with the lower
   bound of its 95 % bootstrap interval (documents resampled) above zero.
 
@@ -58,13 +63,14 @@ from linebreak.rules.qk import KEY_SHIFT_BOOTSTRAP, KEY_SHIFT_MIN_PEAK
 @dataclass(kw_only=True)
 class KeyShift:
     """One head's key-shift test (module doc): per shift ``d`` in ``shifts``, the pairs ``n`` it was measured on,
-    ``peak`` and ``slope`` (nats, nats per character); at the largest shift, the bootstrap interval ``peak_ci``
-    of ``peak``, ``pad_corr``, ``peak_first_row`` over the ``n_first_row`` pairs whose key is on row 0 (nan
-    without one), and the verdict ``peaks``."""
+    ``peak`` and ``slope`` (nats, nats per character) and ``key_angle`` (radians); at the largest shift, the
+    bootstrap interval ``peak_ci`` of ``peak``, ``pad_corr``, ``peak_first_row`` over the ``n_first_row`` pairs
+    whose key is on row 0 (nan without one), and the verdict ``peaks``."""
     shifts: list[int]
     n: list[int]
     peak: list[float]
     slope: list[float]
+    key_angle: list[float]
     peak_ci: list[float]
     pad_corr: float
     peak_first_row: float
@@ -200,22 +206,39 @@ def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, ta
         return np.concatenate([shift_logits(q0[L][rows], k[L], U.t[rows] - U.s[rows], rep, tables[L],
                                             arch.score_divisor(model, L)) for L in layers], axis=1)
 
-    base, plus, minus = [], [], []
+    def angle(k, rows):  # [rows, layers * heads]: the angle each head's key turns through, from k0 to k
+        return np.concatenate([np.repeat(key_angle(k0[L][rows], k[L]), rep, axis=1) for L in layers], axis=1)
+
+    base, plus, minus, turned = [], [], [], []
     for d, c in zip(range(1, D + 1), chosen):
         rows = np.searchsorted(used, c)
         Sd = U.take(rows)
         base.append(logits(rows, {L: k0[L][rows] for L in layers}))
+        both = []
         for moved, sign in ((plus, 1), (minus, -1)):
             k = capture(model, edited(ids, Sd, np.full(len(c), sign * d), pad_id), Sd.s, layers, k_site, batch_size)
             moved.append(logits(rows, k))
-    return dict(zip(heads, summarise(base, plus, minus, Sd.b, Sd.pad, Sd.key_row == 0, rng)))
+            both.append(angle(k, rows))
+        turned.append((both[0] + both[1]) / 2)
+    return dict(zip(heads, summarise(base, plus, minus, turned, Sd.b, Sd.pad, Sd.key_row == 0, rng)))
 
 
-def summarise(base: list[np.ndarray], plus: list[np.ndarray], minus: list[np.ndarray], docs: np.ndarray,
-              pad: np.ndarray, first_row: np.ndarray, rng: np.random.Generator) -> list[KeyShift]:
+def key_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[rows, kv_heads]``: the angle (radians) between each row's key vectors ``a`` and ``b`` ``[rows, kv, dh]``,
+    as ``2 atan2(|u - v|, |u + v|)`` of the unit vectors (exact near 0, where ``arccos`` of a rounded cosine
+    is not: equal keys give exactly 0)."""
+    def unit(x):
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
+    u, v = unit(a), unit(b)
+    return 2 * np.arctan2(np.linalg.norm(u - v, axis=-1), np.linalg.norm(u + v, axis=-1))
+
+
+def summarise(base: list[np.ndarray], plus: list[np.ndarray], minus: list[np.ndarray], turned: list[np.ndarray],
+              docs: np.ndarray, pad: np.ndarray, first_row: np.ndarray, rng: np.random.Generator) -> list[KeyShift]:
     """One :class:`KeyShift` per head from the logits ``[pairs, heads]`` of the unedited keys (``base``) and of the
-    keys moved ``+d`` / ``-d`` (``plus``, ``minus``), one array per ``d = 1, 2, ...``; ``docs``, ``pad`` and
-    ``first_row`` (the key is on row 0) describe the largest shift's pairs (module doc)."""
+    keys moved ``+d`` / ``-d`` (``plus``, ``minus``), and the angles their keys turned through (``turned``, the
+    mean of the two directions), one array per ``d = 1, 2, ...``; ``docs``, ``pad`` and ``first_row`` (the key
+    is on row 0) describe the largest shift's pairs (module doc)."""
     peak = [b - (p + m) / 2 for b, p, m in zip(base, plus, minus)]
     slope = [(p - m) / (2 * d) for d, (p, m) in enumerate(zip(plus, minus), 1)]
     odd = plus[-1] - minus[-1]
@@ -226,6 +249,7 @@ def summarise(base: list[np.ndarray], plus: list[np.ndarray], minus: list[np.nda
               else np.full(odd.shape[1], np.nan))
     return [KeyShift(shifts=list(range(1, len(base) + 1)), n=[len(b) for b in base],
                      peak=[float(p[:, j].mean()) for p in peak], slope=[float(s[:, j].mean()) for s in slope],
+                     key_angle=[float(a[:, j].mean()) for a in turned],
                      peak_ci=[float(ci[0, j]), float(ci[1, j])], pad_corr=float(pc[j]),
                      peak_first_row=float(row0[j]), n_first_row=int(first_row.sum()),
                      peaks=bool(peak[-1][:, j].mean() >= KEY_SHIFT_MIN_PEAK and ci[0, j] > 0))
