@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
         heads[name]["head_space"] = {side: {k: getattr(getattr(hg, side), k) for k in
                                             ("pc1", "top6", "smoothness", "gate_open", "sign_changes",
                                              "ripples", "turns")}
+                                     | {"span": float(getattr(hg, side).values[-1] - getattr(hg, side).values[0])}
                                      for side in ("query", "key")}
     # every head's key-shift peak at the largest shift (nats), to name the heads that read the key's column
     shift_peaks = {h.name: h.key_shift.peak[-1] for h in qk.heads if h.key_shift is not None}
@@ -415,10 +417,22 @@ def shift_table(runs: dict) -> str:
                 continue
             peaking = [f"{k} {v:.2f}" for k, v in r["key_shift_peaks"].items() if v >= KEY_SHIFT_MIN_PEAK]
             lines.append(f"| {n} | {name} | {', '.join(f'{p:+.2f}' for p in ks['peak'])} "
-                         f"[{ks['peak_ci'][0]:+.2f}, {ks['peak_ci'][1]:+.2f}] | {ks['slope'][-1]:+.3f} | "
-                         f"{ks['pad_corr']:+.2f} | {'yes' if ks['peaks'] else 'no'} | {', '.join(peaking) or 'none'} |")
-    return section("| model | head | logit peak at the key's column, shifts 1..D (nats) [95 % CI at D] | slope at D "
-                   "(nats/char) | pad corr | peaks | heads whose peak at D is >= 0.5 |", lines)
+                         f"[{ks['peak_ci'][0]:+.2f}, {ks['peak_ci'][1]:+.2f}] | {ks['peak_first_row']:+.2f} "
+                         f"({ks['n_first_row']}) | {ks['slope'][-1]:+.3f} | {ks['pad_corr']:+.2f} | "
+                         f"{turn_rates(h, ks)} | {'yes' if ks['peaks'] else 'no'} | {', '.join(peaking) or 'none'} |")
+    return section("| model | head | logit peak at the key's column, shifts 1..D (nats) [95 % CI at D] | first-row "
+                   "keys' peak at D (pairs) | slope at D (nats/char) | pad corr | key turn per char: one document's "
+                   "key moved D / the key side's centroids (rad) | peaks | heads whose peak at D is >= 0.5 |", lines)
+
+
+def turn_rates(head: dict, ks: dict) -> str:
+    """How fast a head's key turns per character of its column: one document's key moved by the largest shift,
+    against the key side's centroids (their turns over the column starts they span); n/a where not measured."""
+    g = head["head_space"]["key"]
+    moved = f"{ks['key_angle'][-1] / ks['shifts'][-1]:.3f}" if "key_angle" in ks else "n/a"
+    centroids = (f"{2 * math.pi * g['turns'] / g['span']:.3f}" if g.get("turns") is not None and g.get("span")
+                 else "n/a")
+    return f"{moved} / {centroids}"
 
 
 def reading_table(runs: dict) -> str:
