@@ -90,8 +90,8 @@ def test_the_base_logits_are_the_pair_logits_of_the_qk_pass(model, corpus):
     q = key_shift.capture(net, ids[S.b], S.t, [1], "q", 8)
     k = key_shift.capture(net, ids[S.b], S.s, [1], "k", 8)
     table = arch.rotary_tables(net, ids.shape[1], 1)
-    got = key_shift.shift_logits(q[1], k[1], S.t - S.s, lay.n_heads // lay.n_kv_heads, table,
-                                 arch.score_divisor(net, 1))
+    got = keyclass.pair_logits(q[1], k[1], S.t - S.s, lay.n_heads // lay.n_kv_heads, table,
+                               arch.score_divisor(net, 1))
     P = data.pairs
     index = {(b, t, s): j for j, (b, t, s) in enumerate(zip(P.b, P.t, P.s))}
     want = data.scores.logit[1][[index[(b, t, s)] for b, t, s in zip(S.b, S.t, S.s)]]

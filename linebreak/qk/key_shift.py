@@ -14,8 +14,8 @@ starts there). The edit lengthens the last pad before the key on its row by ``δ
 pad after it by ``δ``. That swaps one pad token for another, so no token moves: every token offset, the rotary
 angles and the key token itself stay what they were. Everything between the two pads, the key included, sits
 ``δ`` characters further right, and the rest of the document is unchanged. The head's logit is then taken
-between the *unedited* document's query and the edited key (:func:`shift_logits`). Only the key side has
-changed.
+between the *unedited* document's query and the edited key (:func:`linebreak.qk.keyclass.pair_logits`).
+Only the key side has changed.
 
 Per head, for ``d = 1 .. D``, where ``D`` is half the corpus's narrowest column gap (a key moved that far is
 halfway to where a neighbouring column could start):
@@ -56,7 +56,7 @@ from linebreak.hooks import arch
 from linebreak.hooks.points import hook_name
 from linebreak.hooks.run import as_tensor, batches, run_with_hooks
 from linebreak.qk.collect import numpy64
-from linebreak.qk.keyclass import Pairs
+from linebreak.qk.keyclass import Pairs, pair_logits
 from linebreak.rules.qk import KEY_SHIFT_BOOTSTRAP, KEY_SHIFT_MIN_PEAK
 
 
@@ -155,16 +155,6 @@ def capture(model, docs: np.ndarray, positions: np.ndarray, layers, site: str,
     return {L: np.concatenate(v) for L, v in out.items()}
 
 
-def shift_logits(q: np.ndarray, k: np.ndarray, offset: np.ndarray, rep: int, table, divisor: float) -> np.ndarray:
-    """``[rows, heads]`` logits of queries ``q [rows, H, dh]`` on keys ``k [rows, kv_heads, dh]`` (both before
-    rotary) ``offset`` tokens back: the query rotated by the offset, as the head scores it."""
-    k = np.repeat(k, rep, axis=1)
-    if table is not None:
-        n, H, dh = q.shape
-        q = arch.rotate_by_offset(q.reshape(n * H, dh), np.repeat(offset, H), table).reshape(n, H, dh)
-    return (q * k).sum(-1) / divisor
-
-
 def bootstrap_ci(values: np.ndarray, docs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``[2, heads]``: the 2.5 % and 97.5 % points of the mean of ``values [pairs, heads]`` over
     ``KEY_SHIFT_BOOTSTRAP`` resamples of the documents ``docs [pairs]`` (with replacement)."""
@@ -203,8 +193,8 @@ def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, ta
     rep = lay.n_heads // lay.n_kv_heads
 
     def logits(rows, k):  # [rows, layers * heads] for rows of U and their keys k {layer: [rows, kv, dh]}
-        return np.concatenate([shift_logits(q0[L][rows], k[L], U.t[rows] - U.s[rows], rep, tables[L],
-                                            arch.score_divisor(model, L)) for L in layers], axis=1)
+        return np.concatenate([pair_logits(q0[L][rows], k[L], U.t[rows] - U.s[rows], rep, tables[L],
+                                           arch.score_divisor(model, L)) for L in layers], axis=1)
 
     def angle(k, rows):  # [rows, layers * heads]: the angle each head's key turns through, from k0 to k
         return np.concatenate([np.repeat(key_angle(k0[L][rows], k[L]), rep, axis=1) for L in layers], axis=1)

@@ -136,6 +136,18 @@ class KeyClassData:
     tables: dict | None  # the rotary tables by analysed layer (offsets 0..T), None without rotary
 
 
+def pair_logits(q: np.ndarray, k: np.ndarray, offset: np.ndarray, rep: int, table, divisor: float) -> np.ndarray:
+    """``[pairs, heads]``: the logits of queries ``q [pairs, H, dh]`` on keys ``k [pairs, kv_heads, dh]`` (both
+    before rotary, query head ``h`` reading key head ``h // rep``) ``offset`` tokens back, as the head scores
+    them: the query rotated by its offset (``table``: the layer's rotary tables, None without rotary), then
+    ``q . k / divisor``."""
+    k = np.repeat(k, rep, axis=-2)
+    if table is not None:
+        n, H, dh = q.shape
+        q = arch.rotate_by_offset(q.reshape(n * H, dh), np.repeat(offset, H), table).reshape(n, H, dh)
+    return (q * k).sum(-1) / divisor
+
+
 def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool) -> KeyClassData:
     """The sums, token counts and per-pair scores of the module doc, in one pass over the layers ``cfg.layers``."""
     import torch
@@ -189,11 +201,8 @@ def collect(model, lay, ids: np.ndarray, lab: dict, cfg: QKConfig, rotary: bool)
             add(sums.qn_sum, sums.kn_sum, L, q[at["qb"], at["qt"]],
                 np.repeat(k[at["kb"], at["ks"]], rep, axis=-2))  # one key per query head: head h reads key h // rep
         pb, pt, ps = at["b"], at["t"], at["s"]
-        qv, kk = q[pb, pt], np.repeat(k[pb, ps], rep, axis=-2)  # [pairs, H, dh]
-        if tables is not None:
-            n, dh = qv.shape[0], qv.shape[-1]
-            qv = arch.rotate_by_offset(qv.reshape(n * H, dh), np.repeat(pt - ps, H), tables[L]).reshape(n, H, dh)
-        scores.logit[L][at["rows"]] = (qv * kk).sum(-1) / arch.score_divisor(model, L)
+        scores.logit[L][at["rows"]] = pair_logits(q[pb, pt], k[pb, ps], pt - ps, rep,
+                                                  None if tables is None else tables[L], arch.score_divisor(model, L))
 
     def prob(L):
         def fn(w, name):
