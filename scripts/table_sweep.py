@@ -427,9 +427,10 @@ def shift_table(runs: dict) -> str:
 
 def turn_rates(head: dict, ks: dict) -> str:
     """How fast a head's key turns per character of its column: one document's key moved by the largest shift,
-    against the key side's centroids (their turns over the column starts they span); n/a where not measured."""
+    against the key side's centroids (their turns over the column starts they span; n/a where its gate is
+    closed)."""
     g = head["head_space"]["key"]
-    moved = f"{ks['key_angle'][-1] / ks['shifts'][-1]:.3f}" if "key_angle" in ks else "n/a"
+    moved = f"{ks['key_angle'][-1] / ks['shifts'][-1]:.3f}"
     centroids = (f"{2 * math.pi * g['turns'] / g['span']:.3f}" if g.get("turns") is not None and g.get("span")
                  else "n/a")
     return f"{moved} / {centroids}"

@@ -87,10 +87,9 @@ def test_the_base_logits_are_the_pair_logits_of_the_qk_pass(model, corpus):
     S = sites(lab, data.pairs)
     from linebreak.qk import key_shift
 
-    q = key_shift.capture(net, ids[S.b], S.t, [1], "q", 8)
-    k = key_shift.capture(net, ids[S.b], S.s, [1], "k", 8)
-    table = arch.rotary_tables(net, ids.shape[1], 1)
-    got = keyclass.pair_logits(q[1], k[1], S.t - S.s, lay.n_heads // lay.n_kv_heads, table,
+    got = key_shift.capture(net, ids[S.b], {"q": S.t, "k": S.s}, [1], 8)
+    q, k = got["q"], got["k"]
+    got = keyclass.pair_logits(q[1], k[1], S.t - S.s, lay.n_heads // lay.n_kv_heads, data.tables[1],
                                arch.score_divisor(net, 1))
     P = data.pairs
     index = {(b, t, s): j for j, (b, t, s) in enumerate(zip(P.b, P.t, P.s))}
@@ -104,13 +103,15 @@ def test_first_layer_keys_do_not_move_and_later_ones_do(model, corpus, keys):
     embedding in a rotary model's residual stream, rotary applied after ``hook_k``): every layer-0 head reads a
     peak and a slope of exactly zero. Layer 1 keys have read the moved pads, so their logits move: by far more than
     the float32 rounding of a logit of a few nats (about 1e-7), if only a little in a model trained 30 steps."""
+    from linebreak.hooks import arch
     from linebreak.qk.collect import check_model
 
     net, tok = model
     lay = check_model(net, tok, corpus)
     ids, lab = select_docs(corpus, "validation", 32)
     P = keyclass.pairs(lab, keys)
-    out = key_shift_tests(net, lay, ids, lab, P, [0, 1], corpus.table, 64, 16, np.random.default_rng(0))
+    tables = {L: arch.rotary_tables(net, ids.shape[1], L) for L in (0, 1)}
+    out = key_shift_tests(net, lay, ids, lab, P, [0, 1], tables, corpus.table, 64, 16, np.random.default_rng(0))
     assert set(out) == {(L, h) for L in (0, 1) for h in range(lay.n_heads)}
     D = min(corpus.table["col_gap"]) // 2
     for (L, _), r in out.items():

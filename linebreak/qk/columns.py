@@ -247,7 +247,7 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
     rng = np.random.default_rng(cfg.seed)
     scored = score_heads(model, lay, sums, means, tables, rng)
     order = sorted(range(len(scored)), key=lambda j: rank_key(scored[j].twist))
-    shifts = (key_shift_tests(model, lay, ids, lab, P, sums.layers, corpus.table, cfg.key_shift_pairs,
+    shifts = (key_shift_tests(model, lay, ids, lab, P, sums.layers, tables, corpus.table, cfg.key_shift_pairs,
                               cfg.batch_size, np.random.default_rng([cfg.seed, 1]))
               if cfg.key_shift_pairs and corpus.table else {})
     heads = []

@@ -134,25 +134,27 @@ def edited(ids: np.ndarray, S: Sites, delta: np.ndarray, pad_id: dict[int, int])
     return out
 
 
-def capture(model, docs: np.ndarray, positions: np.ndarray, layers, site: str,
-            batch_size: int) -> dict[int, np.ndarray]:
-    """``site`` (``q``/``k`` or their normed forms) of every layer at ``positions[j]`` of document ``docs[j]``:
-    ``{layer: [rows, heads, d_head]}``, float64. Each batch runs only up to its last position (attention is
-    causal, so what comes later cannot change it)."""
-    out: dict[int, list] = {L: [] for L in layers}
+def capture(model, docs: np.ndarray, reads: dict[str, np.ndarray], layers,
+            batch_size: int) -> dict[str, dict[int, np.ndarray]]:
+    """Per site of ``reads`` (``q``/``k`` or their normed forms), every layer's activation at that site's
+    ``positions[j]`` of document ``docs[j]``: ``{site: {layer: [rows, heads, d_head]}}``, float64, from one pass.
+    Each batch runs only up to its last position read (attention is causal, so what comes later cannot change
+    it)."""
+    out: dict[str, dict[int, list]] = {site: {L: [] for L in layers} for site in reads}
     batch: dict = {}
 
-    def keep(L):
+    def keep(site, L):
         def fn(x, name):
-            pos = batch["positions"]
-            out[L].append(numpy64(x)[np.arange(len(pos)), pos])
+            pos = batch[site]
+            out[site][L].append(numpy64(x)[np.arange(len(pos)), pos])
         return fn
 
-    fwd = [(hook_name(site, L), keep(L)) for L in layers]
+    fwd = [(hook_name(site, L), keep(site, L)) for site in reads for L in layers]
     for s, e in batches(len(docs), batch_size):
-        batch["positions"] = positions[s:e]
-        run_with_hooks(model, as_tensor(docs[s:e, : int(positions[s:e].max()) + 1]), fwd, use_cache=False)
-    return {L: np.concatenate(v) for L, v in out.items()}
+        batch.update({site: positions[s:e] for site, positions in reads.items()})
+        last = max(int(positions[s:e].max()) for positions in reads.values())
+        run_with_hooks(model, as_tensor(docs[s:e, : last + 1]), fwd, use_cache=False)
+    return {site: {L: np.concatenate(v) for L, v in by_layer.items()} for site, by_layer in out.items()}
 
 
 def bootstrap_ci(values: np.ndarray, docs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -167,10 +169,11 @@ def bootstrap_ci(values: np.ndarray, docs: np.ndarray, rng: np.random.Generator)
     return np.quantile(means, [0.025, 0.975], axis=0)
 
 
-def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, table_meta: dict, n_pairs: int,
-                    batch_size: int, rng: np.random.Generator) -> dict[tuple[int, int], KeyShift | None]:
+def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, tables: dict | None, table_meta: dict,
+                    n_pairs: int, batch_size: int, rng: np.random.Generator) -> dict[tuple[int, int], KeyShift | None]:
     """:class:`KeyShift` of every head of ``layers`` (module doc); None for every head when no site fits a
-    shift. ``table_meta`` is the corpus's ``table`` record (its pad ids and column gaps)."""
+    shift. ``tables`` are the qk pass's rotary tables by layer (None without rotary), ``table_meta`` the corpus's
+    ``table`` record (its pad ids and column gaps)."""
     max_pad, first, gaps = int(table_meta["max_pad"]), int(table_meta["first_pad_id"]), table_meta["col_gap"]
     pad_id = {n: first + n - MIN_PAD for n in range(MIN_PAD, max_pad + 1)}
     D = max(1, min(gaps) // 2)
@@ -186,15 +189,14 @@ def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, ta
     q_site, k_site = ("q_normed", "k_normed") if normed else ("q", "k")
     used = np.unique(np.concatenate(chosen))
     U = S.take(used)
-    q0 = capture(model, ids[U.b], U.t, layers, q_site, batch_size)
-    k0 = capture(model, ids[U.b], U.s, layers, k_site, batch_size)
-    rotary = arch.is_rotary(model)
-    tables = {L: arch.rotary_tables(model, ids.shape[1], L) for L in layers} if rotary else {L: None for L in layers}
+    clean = capture(model, ids[U.b], {q_site: U.t, k_site: U.s}, layers, batch_size)
+    q0, k0 = clean[q_site], clean[k_site]
     rep = lay.n_heads // lay.n_kv_heads
 
     def logits(rows, k):  # [rows, layers * heads] for rows of U and their keys k {layer: [rows, kv, dh]}
-        return np.concatenate([pair_logits(q0[L][rows], k[L], U.t[rows] - U.s[rows], rep, tables[L],
-                                           arch.score_divisor(model, L)) for L in layers], axis=1)
+        return np.concatenate([pair_logits(q0[L][rows], k[L], U.t[rows] - U.s[rows], rep,
+                                           None if tables is None else tables[L], arch.score_divisor(model, L))
+                               for L in layers], axis=1)
 
     def angle(k, rows):  # [rows, layers * heads]: the angle each head's key turns through, from k0 to k
         return np.concatenate([np.repeat(key_angle(k0[L][rows], k[L]), rep, axis=1) for L in layers], axis=1)
@@ -206,7 +208,8 @@ def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, ta
         base.append(logits(rows, {L: k0[L][rows] for L in layers}))
         both = []
         for moved, sign in ((plus, 1), (minus, -1)):
-            k = capture(model, edited(ids, Sd, np.full(len(c), sign * d), pad_id), Sd.s, layers, k_site, batch_size)
+            docs = edited(ids, Sd, np.full(len(c), sign * d), pad_id)
+            k = capture(model, docs, {k_site: Sd.s}, layers, batch_size)[k_site]
             moved.append(logits(rows, k))
             both.append(angle(k, rows))
         turned.append((both[0] + both[1]) / 2)
