@@ -17,8 +17,10 @@ command, into ``<work>/measure/<run>-seed<S>/``:
   beside the random-init control's in the same count window;
 - ``linebreak qk --keys pad`` and ``linebreak causal --keys pad`` on the training corpus's validation split: the
   verdict head's twist numbers on all documents and on each half, its key-side tests (the observational one
-  and the key shift, :mod:`linebreak.qk.key_shift`, which the target reads), the score split, and the key
-  ablations of the verdict head and of the column head;
+  and the key shift, :mod:`linebreak.qk.key_shift`, which the target reads), the key track
+  (:mod:`linebreak.qk.key_track`: ringing read on one document's key as its column moves, a second reading of
+  the ringing target beside the residual centroids'), the score split, and the key ablations of the verdict
+  head and of the column head;
 - the same verdict on the model's random-init control (same architecture and init seed, untrained).
 
 It writes ``<out>/tables.json`` (every number and each run's settings), ``<out>/tables.md`` (one row per model,
@@ -37,7 +39,7 @@ import sys
 from pathlib import Path
 
 from linebreak.io import save_json, write_text
-from linebreak.rules.qk import KEY_SHIFT_MIN_PEAK
+from linebreak.rules.qk import KEY_SHIFT_MIN_PEAK, KEY_TRACK_MIN_SHARE
 
 TARGET_PAD_ACC = 0.95  # issue 19: pad accuracy from the second row on
 TARGET_TOP6, TARGET_PC1 = 0.9, 0.7  # the centroids' top 6 PCs hold >= 90 %, PC1 < 0.7
@@ -127,6 +129,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                        "fails": [k for k, ok in h.verdict.checks.items() if not ok],
                        "pc1_share": vars(h.pc1_share), "attention": vars(h.attention), "key_side": vars(h.key_side),
                        "key_shift": None if h.key_shift is None else vars(h.key_shift),
+                       "key_track": None if h.key_track is None else vars(h.key_track),
                        "comparison_interaction_share": h.comparison.interaction_share,
                        "comparison_logit_range": vars(h.comparison.range), "key_ablation": vars(ab)}
         hg = next(g for g in qk.geometry if g.name == name)
@@ -137,8 +140,10 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                                      for side in ("query", "key")}
     # every head's key-shift peak at the largest shift (nats), to name the heads that read the key's column
     shift_peaks = {h.name: h.key_shift.peak[-1] for h in qk.heads if h.key_shift is not None}
+    # every head's key-track ringing: the share of documents whose key track rings where the controls' do not
+    track_rings = {h.name: h.key_track.rings_control_not for h in qk.heads if h.key_track is not None}
     return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
-            "key_shift_peaks": shift_peaks,
+            "key_shift_peaks": shift_peaks, "key_track_rings": track_rings,
             "control_geometry": control,
             "control_qk": control_verdict(model, corpus, work, qk_settings), "prose_heads": prose,
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
@@ -217,6 +222,7 @@ def targets(r: dict) -> dict:
             "rings": any(rings.values()), "twist_all_and_halves": r["verdict"]["passes"]
             and all(h["passes"] for h in r["verdict"]["halves"]),
             "key_shift_peaks": bool(lead.get("key_shift") and lead["key_shift"]["peaks"]),
+            "key_track_rings": bool(lead.get("key_track") and lead["key_track"]["rings"]),
             "same_column_keeps": ab["keeps_with_same_column"], "other_column_removes": ab["loses_with_other_column"]}
 
 
@@ -425,6 +431,30 @@ def shift_table(runs: dict) -> str:
                    "key moved D / the key side's centroids (rad) | peaks | heads whose peak at D is >= 0.5 |", lines)
 
 
+def track_table(runs: dict) -> str:
+    """The key track (one document's matching key moved over its row's whole pad range): the verdict and column
+    heads' range, logit profile, turn rates against the control's and the key shift's, and the gated ringing of
+    the tracks; and every head of the model whose tracks ring (empty when no record has it)."""
+    lines = []
+    for n, r in runs.items():
+        for name, h in r["heads"].items():
+            kt = h.get("key_track")
+            if kt is None:
+                continue
+            ringing = [f"{k} {v:.2f}" for k, v in r.get("key_track_rings", {}).items() if v >= KEY_TRACK_MIN_SHARE]
+            logit = dict(zip(kt["shifts"], kt["logit"]))
+            dips = ", ".join(f"{logit[d]:+.2f}" for d in (-2 * kt["D"], -kt["D"], kt["D"], 2 * kt["D"]) if d in logit)
+            lines.append(f"| {n} | {name} | {kt['n_sites']} | {kt['shifts'][0]}..{kt['shifts'][-1]} | {dips} | "
+                         f"{kt['peak_near']:+.2f} / {kt['peak_far']:+.2f} ({kt['n_far']}) | {kt['turn_rate']:.3f} / "
+                         f"{kt['turn_rate_control']:.3f} | {kt['gate_open']:.2f} | {kt['sign_changes']:.1f} "
+                         f"({kt['turns']:.2f} turns) | {kt['rings_control_not']:.2f} ({kt['walk_rings']:.2f}) | "
+                         f"{'yes' if kt['rings'] else 'no'} | {', '.join(ringing) or 'none'} |")
+    return section("| model | head | sites | shifts | logit change at -2D, -D, +D, +2D (nats) | peak at D: near / far "
+                   "order (sites) | key turn per char: model / random-init (rad) | gate open | median gated sign "
+                   "changes (turns) | rings where the controls do not (walks that ring) | rings | heads whose tracks "
+                   "ring |", lines)
+
+
 def turn_rates(head: dict, ks: dict) -> str:
     """How fast a head's key turns per character of its column: one document's key moved by the largest shift,
     against the key side's centroids (their turns over the column starts they span; n/a where its gate is
@@ -492,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     save_json(out / "tables.json", {"format": "linebreak-table-sweep/1", "config": str(args.config), "runs": runs})
     text = (table(runs) + "\n" + seed_counts(runs, spec) + prose_table(runs) + reading_table(runs)
-            + bound_table(runs) + shift_table(runs))
+            + bound_table(runs) + shift_table(runs) + track_table(runs))
     write_text(out / "tables.md", text)
     figure(runs, out / "tables.png")
     print(text)

@@ -1,6 +1,7 @@
 """The twist test over a table's column starts (``qk --keys pad|cell_start``) and its key ablations."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -219,6 +220,9 @@ def test_qk_and_causal_commands_with_pad_keys(cli, table_model, table_corpus, tm
                        "--min-per-value", "4", "--out", tmp_path / "q", "--figures", tmp_path / "f")
     assert rc == 0, err
     assert "column head" in out and (tmp_path / "q" / "qk.json").exists() and list((tmp_path / "f").glob("*.png"))
+    record = json.loads((tmp_path / "q" / "qk.json").read_text())  # the command built the control for the tracks
+    assert all(h["key_track"]["n_sites"] > 0 for h in record["heads"])
+    assert (tmp_path / "f" / "qk_key_tracks.png").exists()
     rc, out, err = cli("causal", "--model", table_model, "--corpus", table_corpus, "--keys", "pad", "--n-docs", "32",
                        "--qk", tmp_path / "q" / "qk.json", "--out", tmp_path / "c")
     assert rc == 0, err

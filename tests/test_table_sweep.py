@@ -14,7 +14,7 @@ TINY = {
     "description": "test",
     "base": "table-tiny",
     "val": {"n_train": 8, "n_val": 48},
-    "qk": {"n_docs": 32, "min_per_value": 4, "min_values": 3, "key_shift_pairs": 48},
+    "qk": {"n_docs": 32, "min_per_value": 4, "min_values": 3, "key_shift_pairs": 48, "key_track_sites": 8},
     "causal": {"n_docs": 32},
     "runs": [{"name": "tiny", "why": "test", "optim": {"steps": 60, "eval_every": 60, "pad_loss_weight": 3.0,
                                                       "threads": 2}, "seeds": [0]}],
@@ -40,11 +40,14 @@ def test_a_tiny_sweep_runs_every_stage_and_writes_its_record(tmp_path):
     # the record keeps what the model was trained with: --threads over the run's own setting
     assert one["settings"]["train"]["optim"]["threads"] == 1
     assert set(one["targets"]) == {"pad_acc", "spectrum", "rings", "twist_all_and_halves", "key_shift_peaks",
-                                   "same_column_keeps", "other_column_removes"}
+                                   "key_track_rings", "same_column_keeps", "other_column_removes"}
     assert one["verdict"]["best_head"] in one["heads"] and "passes" in one["control_qk"]
     shift = one["heads"][one["verdict"]["best_head"]]["key_shift"]
     assert shift["shifts"] == [1, 2, 3, 4, 5] and shift["peaks"] == one["targets"]["key_shift_peaks"]
     assert set(one["key_shift_peaks"]) == {f"L{L}H{h}" for L in range(2) for h in range(4)}
+    track = one["heads"][one["verdict"]["best_head"]]["key_track"]
+    assert track["n_sites"] == 8 and track["rings"] == one["targets"]["key_track_rings"]
+    assert set(one["key_track_rings"]) == set(one["key_shift_peaks"])
     assert one["geometry"] and one["pads"]["pad_positions_rows1"] > 0
     assert one["score_bounds"] == [None, None]  # llama: nothing bounds its attention logits
     md = (tmp_path / "out" / "tables.md").read_text()

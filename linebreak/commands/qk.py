@@ -8,7 +8,9 @@ judges the heads of those layers only (default: every layer), each with the numb
 attention and rows would exceed ``--max-gb`` (default 8) is refused before the model runs, saying what to cut.
 
 ``--keys pad`` (or ``cell_start``) on a table corpus (``linebreak generate --layout table``) runs the same verdict with
-an earlier row's column starts as the keys in place of the previous newline (:mod:`linebreak.qk.columns`).
+an earlier row's column starts as the keys in place of the previous newline (:mod:`linebreak.qk.columns`). There the
+key tracks (``--key-track-sites``, :mod:`linebreak.qk.key_track`) are read beside the model's random-init control,
+which the command builds (from the model's training config when it has one, as ``linebreak capture --control``).
 """
 
 from __future__ import annotations
@@ -106,7 +108,16 @@ def run(args: argparse.Namespace) -> int:
         from linebreak.plots.qk import plot_columns
         from linebreak.qk.columns import column_analysis
 
-        result = column_analysis(model, corpus, cfg, tokenizer=tokenizer)
+        control = None
+        if cfg.key_track_sites and corpus.table:  # the key tracks are read beside the random-init control
+            from linebreak.capture.control import control_model, trained_config
+            from linebreak.hooks.load import ensure_eager, place
+
+            trained = trained_config(args.model)
+            control = place(control_model(model, corpus, trained, trained.init_seed if trained else 0),
+                            cfg.device, cfg.dtype)
+            ensure_eager(control)
+        result = column_analysis(model, corpus, cfg, tokenizer=tokenizer, control=control)
         plot, show = plot_columns, print_columns
     else:
         result = qk_analysis(model, corpus, cfg, tokenizer=tokenizer)

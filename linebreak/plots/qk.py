@@ -7,6 +7,8 @@
   :func:`linebreak.qk.twist.score_decomposition`;
 - ``qk_pca_<head>.html`` (+ ``.png``): joint 3-D PCA of count means and width means in the residual stream
   beside the same through the head's ``W_Q`` / ``W_K`` (the twist made visible);
+- ``qk_key_tracks.png`` (table keys): the detailed heads' logit as one document's matching key moves over its
+  row (:mod:`linebreak.qk.key_track`), beside the random-init control's;
 - ``qk_response.png``: attention to the previous newline against characters remaining, top heads;
 - ``qk_outputs_pca.png``: the top heads' summed outputs per characters remaining on their top 2 PCs.
 """
@@ -142,4 +144,27 @@ def plot_columns(result, out_dir: str | Path) -> list[Path]:
         paths.append(plot_logits(top, result.head(top.name).comparison, iv, kv, out_dir / f"qk_logits_{top.name}.png",
                                  "column start k"))
         paths += plot_pca(top, iv, kv, out_dir / f"qk_pca_{top.name}.html", out_dir / f"qk_pca_{top.name}.png")
+    tracked = [(top.name, result.head(top.name).key_track) for top in result.top]
+    tracked = [(name, kt) for name, kt in tracked if kt is not None]
+    if tracked:
+        paths.append(plot_key_tracks(tracked, out_dir / "qk_key_tracks.png"))
     return paths
+
+
+def plot_key_tracks(tracked: list, path: Path) -> Path:
+    """The detailed heads' key tracks (:mod:`linebreak.qk.key_track`): the mean logit change as one document's
+    matching key moves ``δ`` characters, beside the random-init control's, with ``±D`` marked."""
+    fig, axes = new_figure(1, len(tracked), figsize=(5.2 * len(tracked), 3.8), squeeze=False)
+    for ax, (name, kt) in zip(axes[0], tracked):
+        x = np.asarray(kt.shifts)
+        ax.plot(x, _arr(kt.logit), "C0-", lw=1.5, label="model")
+        ax.plot(x, _arr(kt.logit_control), "C7-", lw=1, label="random-init control")
+        for d in (-kt.D, kt.D):
+            ax.axvline(d, color="k", lw=0.6, ls=":")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set(xlabel="key moved δ characters", ylabel="logit(δ) - logit(0) (nats)",
+               title=f"{name}: {kt.n_sites} documents, turn {kt.turn_rate:.2f} rad/char, "
+                     f"rings {kt.rings_control_not:.2f}")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=8)
+    return save_png(fig, path)

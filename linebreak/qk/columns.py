@@ -27,7 +27,10 @@ check as the newline test (:mod:`linebreak.qk.twist`, :mod:`linebreak.qk.verdict
 - the key-shift test (:mod:`linebreak.qk.key_shift`): the document edited so that only the previous row's
   matching column moves, by up to half a column gap. Does the head's logit on that key peak where the key
   really is? This is the interventional test the issue asks for. The observational one cannot see a head whose
-  attention on the match saturates.
+  attention on the match saturates;
+- the key track (:mod:`linebreak.qk.key_track`): the same key moved over its row's whole pad range, read as a
+  curve in the head's key space behind the ringing gate, beside the random-init control's track of the same
+  edits. It is where a per-document part of the key, which the centroids average away, could ring.
 
 The key ablations with same-column resampling are the causal stage's (:mod:`linebreak.causal.columns`).
 """
@@ -45,6 +48,7 @@ from linebreak.qk.attention import key_side_test
 from linebreak.qk.collect import Means, check_model, select_docs
 from linebreak.qk.config import QKConfig
 from linebreak.qk.key_shift import KeyShift, key_shift_tests
+from linebreak.qk.key_track import KeyTrack, key_tracks
 from linebreak.qk.maps import score_heads
 from linebreak.qk.result import Comparison, HeadTwist, KeySide, TopHead, Verdict, project
 from linebreak.qk.top_heads import top_head
@@ -75,6 +79,7 @@ class ColumnHead(HeadTwist):
     attention: ColumnAttention
     key_side: KeySide
     key_shift: KeyShift | None = field(default=None, metadata=OMIT)  # None: not run (key_shift_pairs 0, older file)
+    key_track: KeyTrack | None = field(default=None, metadata=OMIT)  # None: not run (no control, 0 sites, older)
 
 
 @dataclass(kw_only=True)
@@ -234,9 +239,10 @@ def previous_row_key_side(prob: np.ndarray, P: keyclass.Pairs, rng: np.random.Ge
     return key_side_test(prob[m], group, P.i[m], P.k[m], rng)
 
 
-def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) -> ColumnQKResult:
+def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None, control=None) -> ColumnQKResult:
     """The twist test of every head of ``model`` (or of the layers ``cfg.layers``) with the earlier rows' column
-    starts as keys, on a table corpus (module doc)."""
+    starts as keys, on a table corpus (module doc). ``control``: the model's random-init control (same
+    architecture, untrained), which the key tracks are read beside; without it they are not run."""
     cfg = cfg or QKConfig(keys="cell_start")
     lay = check_model(model, tokenizer, corpus)
     rotary = arch.is_rotary(model)
@@ -250,6 +256,9 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
     shifts = (key_shift_tests(model, lay, ids, lab, P, sums.layers, tables, corpus.table, cfg.key_shift_pairs,
                               cfg.batch_size, np.random.default_rng([cfg.seed, 1]))
               if cfg.key_shift_pairs and corpus.table else {})
+    tracks = (key_tracks(model, control, lay, ids, lab, P, sums.layers, corpus.table, cfg.key_track_sites,
+                         cfg.batch_size, np.random.default_rng([cfg.seed, 3]))
+              if cfg.key_track_sites and corpus.table and control is not None else {})
     heads = []
     for r, j in enumerate(order):
         s, w = scored[j], scored[j].weights
@@ -259,7 +268,7 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None) 
                              attention=attention_stats(logit, prob, P, means.i_values, means.k_values,
                                                        cfg.min_per_value),
                              key_side=previous_row_key_side(prob, P, rng),
-                             key_shift=shifts.get((w.layer, w.head))))
+                             key_shift=shifts.get((w.layer, w.head)), key_track=tracks.get((w.layer, w.head))))
     lead = lead_head(heads)
     by_position = {(s.weights.layer, s.weights.head): s for s in scored}
     stability = split_half(data.halves, by_position[(lead.layer, lead.head)].weights, lead.verdict.passes,

@@ -56,6 +56,10 @@ class QKConfig(OnDevice):
                                                                            "probe"})
     key_shift_pairs: int = field(default=256, metadata={"help": "table keys: pairs per shift of the key-shift test "
                                                                 "(linebreak.qk.key_shift); 0 skips it"})
+    key_track_sites: int = field(default=32, metadata={"help": "table keys: documents whose matching key is moved "
+                                                               "over its row's whole pad range, read beside the "
+                                                               "random-init control (linebreak.qk.key_track); 0 "
+                                                               "skips it"})
     max_gb: float = field(default=8.0, metadata={"help": "refuse a run whose sums, attention and probe rows would "
                                                           "hold more than this (GB)"})
 
@@ -68,4 +72,5 @@ class QKConfig(OnDevice):
         require(self.probe_fit_rows >= 1 and self.probe_iters >= 1,
                 f"probe_fit_rows and probe_iters must be positive, got {self.probe_fit_rows}, {self.probe_iters}")
         require(self.key_shift_pairs >= 0, f"key_shift_pairs must be >= 0, got {self.key_shift_pairs}")
+        require(self.key_track_sites >= 0, f"key_track_sites must be >= 0, got {self.key_track_sites}")
         require(self.max_gb > 0, f"max_gb must be positive, got {self.max_gb}")

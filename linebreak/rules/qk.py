@@ -45,6 +45,10 @@ KEY_SIDE_MIN_HEADS = 1
 KEY_SHIFT_MIN_PEAK = 0.5
 # Resamples of the documents for the interval of the peak; its lower 2.5 % point must be above zero.
 KEY_SHIFT_BOOTSTRAP = 200
+# A key track rings (linebreak.qk.key_track) when, in at least half of the documents whose key was moved, its
+# curve rings behind the ringing gate where the random-init control's track of the same edits does not: a
+# majority of documents, so that one smooth lucky track cannot carry the claim. Set before any track was read.
+KEY_TRACK_MIN_SHARE = 0.5
 
 # ---- which published picture the comparison matches (linebreak.study.findings.qk) ----------------------------
 # A twist puts the comparison in the interaction of count and width; an addition puts it in a count effect plus
