@@ -31,6 +31,7 @@ with the stages' own verdicts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -129,7 +130,7 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                        "fails": [k for k, ok in h.verdict.checks.items() if not ok],
                        "pc1_share": vars(h.pc1_share), "attention": vars(h.attention), "key_side": vars(h.key_side),
                        "key_shift": None if h.key_shift is None else vars(h.key_shift),
-                       "key_track": None if h.key_track is None else vars(h.key_track),
+                       "key_track": None if h.key_track is None else dataclasses.asdict(h.key_track),
                        "comparison_interaction_share": h.comparison.interaction_share,
                        "comparison_logit_range": vars(h.comparison.range), "key_ablation": vars(ab)}
         hg = next(g for g in qk.geometry if g.name == name)
@@ -141,7 +142,8 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
     # every head's key-shift peak at the largest shift (nats), to name the heads that read the key's column
     shift_peaks = {h.name: h.key_shift.peak[-1] for h in qk.heads if h.key_shift is not None}
     # every head's key-track ringing: the share of documents whose key track rings where the controls' do not
-    track_rings = {h.name: h.key_track.rings_control_not for h in qk.heads if h.key_track is not None}
+    track_rings = {h.name: max(t.rings_control_not for t in (h.key_track.near, h.key_track.far) if t is not None)
+                   for h in qk.heads if h.key_track is not None}
     return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
             "key_shift_peaks": shift_peaks, "key_track_rings": track_rings,
             "control_geometry": control,
@@ -316,7 +318,6 @@ def figure(runs: dict, path: Path) -> None:
 def settings(spec: dict, run: dict):
     """(corpus config, fresh-documents corpus config, training config) of one run: the base preset with the run's
     overrides (a one-line error for an unknown setting)."""
-    import dataclasses
 
     from linebreak.io import UserError
     from linebreak.presets import TRAIN
@@ -342,7 +343,6 @@ def settings(spec: dict, run: dict):
 def ensure(spec: dict, run: dict, seed: int, work: Path, threads: int | None = None) -> tuple[Path, Path, Path]:
     """The run's corpus, fresh documents and model for ``seed`` under ``work``, made if absent (trained on
     ``threads`` CPU threads; default: the run's own setting)."""
-    import dataclasses
 
     from linebreak.corpus.store import generate_corpus, load_corpus
     from linebreak.train.loop import train
@@ -432,9 +432,21 @@ def shift_table(runs: dict) -> str:
 
 
 def track_table(runs: dict) -> str:
-    """The key track (one document's matching key moved over its row's whole pad range): the verdict and column
-    heads' range, logit profile, turn rates against the control's and the key shift's, and the gated ringing of
-    the tracks; and every head of the model whose tracks ring (empty when no record has it)."""
+    """The key tracks (one document's matching key moved over its row's pads: ``near`` order, the pad just before
+    it first; ``far``, every pad but that one, so only the key's count moves): the verdict and column heads'
+    ranges, logit changes, peaks on the same keys, turn rates against the control's, and the gated ringing of the
+    tracks; and every head of the model whose tracks ring (empty when no record has it)."""
+    def dips(t, D):
+        logit = dict(zip(t["shifts"], t["logit"]))
+        return ", ".join(f"{logit[d]:+.2f}" if d in logit else "n/a" for d in (-2 * D, -D, D, 2 * D))
+
+    def span(t):
+        return f"{t['shifts'][0]}..{t['shifts'][-1]}"
+
+    def ring(t):
+        return (f"{t['sign_changes']:.1f} ({t['turns']:.2f} turns), {t['rings_control_not']:.2f} "
+                f"({t['walk_rings']:.2f})")
+
     lines = []
     for n, r in runs.items():
         for name, h in r["heads"].items():
@@ -442,17 +454,19 @@ def track_table(runs: dict) -> str:
             if kt is None:
                 continue
             ringing = [f"{k} {v:.2f}" for k, v in r.get("key_track_rings", {}).items() if v >= KEY_TRACK_MIN_SHARE]
-            logit = dict(zip(kt["shifts"], kt["logit"]))
-            dips = ", ".join(f"{logit[d]:+.2f}" for d in (-2 * kt["D"], -kt["D"], kt["D"], 2 * kt["D"]) if d in logit)
-            lines.append(f"| {n} | {name} | {kt['n_sites']} | {kt['shifts'][0]}..{kt['shifts'][-1]} | {dips} | "
-                         f"{kt['peak_near']:+.2f} / {kt['peak_far']:+.2f} ({kt['n_far']}) | {kt['turn_rate']:.3f} / "
-                         f"{kt['turn_rate_control']:.3f} | {kt['gate_open']:.2f} | {kt['sign_changes']:.1f} "
-                         f"({kt['turns']:.2f} turns) | {kt['rings_control_not']:.2f} ({kt['walk_rings']:.2f}) | "
-                         f"{'yes' if kt['rings'] else 'no'} | {', '.join(ringing) or 'none'} |")
-    return section("| model | head | sites | shifts | logit change at -2D, -D, +D, +2D (nats) | peak at D: near / far "
-                   "order (sites) | key turn per char: model / random-init (rad) | gate open | median gated sign "
-                   "changes (turns) | rings where the controls do not (walks that ring) | rings | heads whose tracks "
-                   "ring |", lines)
+            near, far, D, nan = kt["near"], kt["far"], kt["D"], float("nan")
+            lines.append(
+                f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
+                f"{span(near)} / {span(far) if far else 'n/a'} | "
+                f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_on_far']:+.2f} / "
+                f"{far['peak'] if far else nan:+.2f} | {near['turn_rate']:.3f} / "
+                f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
+                f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
+                f"{', '.join(ringing) or 'none'} |")
+    return section("| model | head | sites: near / far | shifts: near / far | logit change at -2D, -D, +D, +2D: near / "
+                   "far (nats) | peak at D on the far sites: near / far | key turn per char: near / far / random-init "
+                   "near (rad) | median gated sign changes (turns), share ringing where the controls do not (walks "
+                   "that ring): near / far | rings | heads whose tracks ring |", lines)
 
 
 def turn_rates(head: dict, ks: dict) -> str:
@@ -482,7 +496,6 @@ def reading_table(runs: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import dataclasses
 
     from linebreak.io import UserError, load_json, to_jsonable
 

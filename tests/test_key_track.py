@@ -69,8 +69,12 @@ def test_an_edit_moves_the_key_by_delta_and_only_pads_before_it_change(corpus, o
     D, max_pad = 2, corpus.table["max_pad"]
     sites = track_sites(lab, P, max_pad, 10, D, 16, np.random.default_rng(0))
     assert len(sites) >= 8 and all(st.lo <= -D and st.hi >= D and st.hi - st.lo >= 10 for st in sites)
-    docs, which, shift = edits(ids, sites, order, lambda st: range(st.lo, st.hi + 1), pad_ids(corpus), max_pad)
-    assert len(docs) == sum(st.hi - st.lo + 1 for st in sites)  # every shift of the range fits
+    if order == "far":
+        sites = [st for st in sites if len(st.pads) >= 2 and st.far_hi - st.far_lo >= 4]
+        assert len(sites) >= 4
+    docs, which, shift = edits(ids, sites, order, pad_ids(corpus), max_pad)
+    span = [(st.lo, st.hi) if order == "near" else (st.far_lo, st.far_hi) for st in sites]
+    assert len(docs) == sum(hi - lo + 1 for lo, hi in span)  # every shift of the range fits
     split = corpus.splits["validation"]
     b = np.array([sites[j].b for j in which])
     s = np.array([sites[j].s for j in which])
@@ -83,10 +87,13 @@ def test_an_edit_moves_the_key_by_delta_and_only_pads_before_it_change(corpus, o
     assert not (changed & (pos >= s[:, None])).any()  # nothing from the key on
     assert (changed <= (lab["is_pad"][b].astype(bool) & (lab["line_index"][b] == lab["line_index"][b, s][:, None])))\
         .all()  # only pads of the key's row
+    nearest = np.array([sites[j].pads[0] for j in which])
+    if order == "far":  # the pad just before the key is never touched: the key keeps its place beside its cell
+        assert not changed[rows, nearest].any()
+        np.testing.assert_array_equal(new["count"][rows, nearest], lab["count"][b, nearest] + shift)
     one = shift == 1
-    pads = [sites[j].pads for j in which[one]]
     edited = [int(np.flatnonzero(c)[0]) for c in changed[one]]
-    want = [p[0] if order == "near" else p[-1] for p in pads]  # pads are listed nearest first
+    want = [sites[j].pads[0] if order == "near" else sites[j].pads[-1] for j in which[one]]  # listed nearest first
     full = [sites[j].lens[0 if order == "near" else -1] == max_pad for j in which[one]]
     assert [e == w for e, w, f in zip(edited, want, full) if not f] == [True] * (len(full) - sum(full))
 
@@ -107,7 +114,7 @@ def test_the_near_track_at_one_is_the_key_shift_for_the_key(trained, corpus):
     k_shift = ks.capture(net, shifted, {"k": S.s}, [1], 16)["k"][1]
     chosen = [site(lab, int(b), int(t), int(s), corpus.table["max_pad"]) for b, t, s in zip(S.b, S.t, S.s)]
     assert len(chosen) >= 8 and all(st.pads[0] == before for st, before in zip(chosen, S.before))
-    docs, which, _ = edits(ids, chosen, "near", lambda st: (1,), pad_ids(corpus), corpus.table["max_pad"])
+    docs, which, _ = edits(ids, chosen, "near", pad_ids(corpus), corpus.table["max_pad"], deltas=(1,))
     _, k_track = read(net, ids, chosen, docs, which, [1], 16, False)
     scale = np.abs(k_shift).max()
     np.testing.assert_allclose(k_track[1], k_shift, atol=1e-5 * scale)
@@ -126,14 +133,18 @@ def test_tracks_of_every_head_first_layer_still_later_ones_move(trained, corpus,
     out = key_tracks(net, control, lay, ids, lab, P, [0, 1], corpus.table, 8, 16, np.random.default_rng(0))
     assert set(out) == {(L, h) for L in (0, 1) for h in range(lay.n_heads)}
     for (L, _), r in out.items():
-        assert isinstance(r, KeyTrack) and r.n_sites == 8 and r.D == min(corpus.table["col_gap"]) // 2
-        assert r.shifts[0] < -r.D and r.shifts[-1] > r.D and r.logit[r.shifts.index(0)] == 0.0
-        assert r.n[r.shifts.index(0)] == 8 and max(r.n) == 8
+        assert isinstance(r, KeyTrack) and r.D == min(corpus.table["col_gap"]) // 2 and r.far is not None
+        for t in (r.near, r.far):
+            assert t.shifts[0] <= -r.D and t.shifts[-1] >= r.D and t.logit[t.shifts.index(0)] == 0.0
+            assert t.n[t.shifts.index(0)] == t.n_sites == max(t.n)
+        assert r.near.n_sites == 8 and r.far.n_sites <= 8
         if L == 0:
-            assert r.turn_rate == 0.0 and r.gate_open == 0.0 and r.peak_near == 0.0 and not r.rings
+            for t in (r.near, r.far):
+                assert t.turn_rate == 0.0 and t.gate_open == 0.0 and t.peak == 0.0
+            assert not r.rings and r.peak_near_on_far == 0.0
         else:
-            assert 0 < r.turn_rate < np.pi and r.turn_rate_control > 0
-            assert np.isnan(r.sign_changes_control)  # no control track passes the gate
+            assert 0 < r.near.turn_rate < np.pi and 0 < r.far.turn_rate < np.pi and r.near.turn_rate_control > 0
+            assert np.isnan(r.near.sign_changes_control)  # no control track passes the gate
 
 
 def test_a_column_record_carries_the_key_track_and_reads_without_it(trained, corpus, control, tmp_path):
@@ -176,12 +187,11 @@ def planted(track_of, n_sites=6, lo=-20, hi=20, seed=0):
     rng = np.random.default_rng(seed)
     shifts = np.arange(lo, hi + 1)
     shift, which = np.tile(shifts, n_sites), np.repeat(np.arange(n_sites), len(shifts))
-    per_site = [np.flatnonzero(which == j) for j in range(n_sites)]
     u = (shifts - lo) / (hi - lo)
     curves = {"model": [track_of(u) for _ in range(n_sites)],
               "control": [rng.standard_normal((len(u), 16)) for _ in range(n_sites)]}
-    return summarise(-0.1 * np.abs(shift).astype(float), np.zeros(len(shift)), curves, per_site, shift, which,
-                     np.ones(len(shift), bool), None, None, 0, 3, n_sites, np.random.default_rng(1))
+    return summarise(-0.1 * np.abs(shift).astype(float), np.zeros(len(shift)), curves, shift, which, 3,
+                     np.random.default_rng(1))
 
 
 def test_a_planted_helix_track_rings_and_a_ramp_does_not():
@@ -195,11 +205,11 @@ def test_a_planted_helix_track_rings_and_a_ramp_does_not():
         return np.column_stack([u, np.ones(len(u)), np.zeros((len(u), 14))])
 
     ring = planted(helix)
-    assert ring.rings and ring.rings_control_not == 1.0 and ring.walk_rings == 0.0 and ring.gate_open == 1.0
+    assert ring.rings_control_not == 1.0 and ring.walk_rings == 0.0 and ring.gate_open == 1.0
     assert ring.sign_changes >= 3 and ring.turns == pytest.approx(2.0, abs=0.05) and np.isnan(ring.turns_control)
     assert ring.turn_rate == pytest.approx(4 * np.pi / 40, rel=1e-9)
-    assert ring.peak_near == pytest.approx(0.3) and np.isnan(ring.peak_far)
+    assert ring.peak == pytest.approx(0.3) and ring.n_sites == 6
     assert ring.shifts == list(range(-20, 21)) and ring.n == [6] * 41
     np.testing.assert_allclose(ring.logit, -0.1 * np.abs(np.arange(-20, 21)))
     line = planted(ramp)
-    assert not line.rings and line.rings_control_not == 0.0 and line.gate_open == 1.0 and line.sign_changes == 1
+    assert line.rings_control_not == 0.0 and line.gate_open == 1.0 and line.sign_changes == 1

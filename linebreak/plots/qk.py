@@ -153,18 +153,20 @@ def plot_columns(result, out_dir: str | Path) -> list[Path]:
 
 def plot_key_tracks(tracked: list, path: Path) -> Path:
     """The detailed heads' key tracks (:mod:`linebreak.qk.key_track`): the mean logit change as one document's
-    matching key moves ``δ`` characters, beside the random-init control's, with ``±D`` marked."""
+    matching key moves ``δ`` characters, with the change taken by the pad just before it (near) or by the pads
+    before that (far: only the key's count moves), beside the random-init control's near track; ``±D`` marked."""
     fig, axes = new_figure(1, len(tracked), figsize=(5.2 * len(tracked), 3.8), squeeze=False)
     for ax, (name, kt) in zip(axes[0], tracked):
-        x = np.asarray(kt.shifts)
-        ax.plot(x, _arr(kt.logit), "C0-", lw=1.5, label="model")
-        ax.plot(x, _arr(kt.logit_control), "C7-", lw=1, label="random-init control")
+        for t, style, label in ((kt.near, "C0-", "model, near"), (kt.far, "C1-", "model, far (count only)")):
+            if t is not None:
+                ax.plot(t.shifts, _arr(t.logit), style, lw=1.5, label=label)
+        ax.plot(kt.near.shifts, _arr(kt.near.logit_control), "C7-", lw=1, label="random-init control, near")
         for d in (-kt.D, kt.D):
             ax.axvline(d, color="k", lw=0.6, ls=":")
         ax.axhline(0, color="k", lw=0.5)
         ax.set(xlabel="key moved δ characters", ylabel="logit(δ) - logit(0) (nats)",
-               title=f"{name}: {kt.n_sites} documents, turn {kt.turn_rate:.2f} rad/char, "
-                     f"rings {kt.rings_control_not:.2f}")
+               title=f"{name}: {kt.near.n_sites} documents; peak at ±{kt.D}: near {kt.peak_near_on_far:+.2f}, "
+                     f"far {kt.far.peak if kt.far else float('nan'):+.2f}")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
     return save_png(fig, path)

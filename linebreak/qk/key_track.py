@@ -16,13 +16,15 @@ and rotary angles stay as they were. The change is spread over the pads in one o
 
 - ``near``: the pad just before the key first, then the one before it, and so on. At ``±1`` this is the key
   shift's edit; it moves the key against the column before it on its row;
-- ``far``: the row's first pad first. The cells between move together, so the key keeps its distance to the
-  column before it, and only its count (and theirs) changes. For the keys with at least two pads before them
-  on their row, the peak under the two orders tells a key read by its count from one read relative to the
-  column before it (the question docs/research/tables.md left open: the key shift changes both).
+- ``far``: every pad before the key *but* the nearest, the row's first pad first. The key, the cell before it
+  and the pad between keep their places relative to each other, so only the key's count (and that of the
+  cells before it) changes. The peak under the two orders tells a key read by its count from one read
+  relative to the column before it (the question docs/research/tables.md left open: the key shift changes
+  both), and the far track is the key's geometry as a function of its count alone.
 
-**What is read, per head.** The track in ``near`` order over every ``δ`` the row allows, for ``sites`` pairs
-(one per document: the documents whose track is widest) whose range spans at least the widest column gap:
+**What is read, per head and order** (:class:`Track`), over every ``δ`` the pads allow, for ``sites`` pairs
+(one per document: the documents whose near track is widest) whose near range spans at least the widest
+column gap; the far track uses those of them with two or more pads before the key and ``±D`` of far room:
 
 - ``logit``: the mean over sites of ``logit(δ) - logit(0)`` between the unedited query and the moved key, with
   ``n`` the sites that reach each ``δ``; ``logit_control``: the same on the random-init control. A count match
@@ -38,9 +40,11 @@ and rotary angles stay as they were. The change is spread over the pads in one o
   unrelated draws, so its tracks jump and close the gate, and a closed gate rings by no one's standard; but
   a smooth curve with independent steps has Fourier-like PCs, and the gate cannot tell those from ringing
   (:mod:`linebreak.probe.ringing`);
-- ``peak_near`` / ``peak_far``: ``logit(0) - (logit(D) + logit(-D)) / 2`` under each order, over the
-  ``n_far`` sites with two or more pads before the key (``D`` as in the key shift);
-- ``rings``: ``rings_control_not >= KEY_TRACK_MIN_SHARE`` (:mod:`linebreak.rules.qk`, with the reason).
+- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift); :class:`KeyTrack` adds
+  ``peak_near_on_far``, the near track's peak over the far track's sites, so the two orders are compared on
+  the same keys;
+- ``rings`` (:class:`KeyTrack`): either order's ``rings_control_not >= KEY_TRACK_MIN_SHARE``
+  (:mod:`linebreak.rules.qk`, with the reason).
 
 Query heads that share a key head share its track's geometry; their logits differ.
 """
@@ -60,10 +64,10 @@ from linebreak.rules.qk import KEY_TRACK_MIN_SHARE
 
 
 @dataclass(kw_only=True)
-class KeyTrack:
-    """One head's key track (module doc): per ``δ`` in ``shifts``, the sites ``n`` that reach it and the mean
-    logit change of the model and of its random-init control; the turn rates (radians per character); the
-    gated ringing of the sites' tracks against the control's; the peak at ``±D`` under the two edit orders."""
+class Track:
+    """One edit order's key tracks of one head (module doc): per ``δ`` in ``shifts``, the sites ``n`` that reach
+    it and the mean logit change of the model and of its random-init control; the turn rates (radians per
+    character); the gated ringing of the sites' tracks against the controls'; the peak at ``±D``."""
     n_sites: int
     shifts: list[int]
     n: list[int]
@@ -78,17 +82,25 @@ class KeyTrack:
     turns_control: float
     rings_control_not: float
     walk_rings: float
+    peak: float
+
+
+@dataclass(kw_only=True)
+class KeyTrack:
+    """One head's key tracks under the two edit orders (``far`` None when no site has the room), the peak of the
+    near track over the far track's sites, and whether either order's tracks ring (module doc)."""
     D: int
-    n_far: int
-    peak_near: float
-    peak_far: float
+    near: Track
+    far: Track | None
+    peak_near_on_far: float
     rings: bool
 
 
 @dataclass
 class Site:
     """One moved key: document ``b``, query ``t``, key ``s``, the positions of the pads before the key on its row
-    (nearest first) and their lengths, and the shifts ``lo..hi`` they allow."""
+    (nearest first) and their lengths, the shifts ``lo..hi`` they allow and ``far_lo..far_hi``, those the pads
+    but the nearest allow."""
     b: int
     t: int
     s: int
@@ -96,6 +108,8 @@ class Site:
     lens: np.ndarray
     lo: int
     hi: int
+    far_lo: int
+    far_hi: int
 
 
 def spill(lens: np.ndarray, delta: int, max_pad: int) -> np.ndarray | None:
@@ -118,7 +132,8 @@ def site(lab: dict, b: int, t: int, s: int, max_pad: int) -> Site:
     pos = np.arange(len(pad))
     before = pos[pad & (line == line[s]) & (pos < s)][::-1]
     lens = lab["token_len"][b, before].astype(np.int64)
-    return Site(b, t, s, before, lens, -int((lens - MIN_PAD).sum()), int((max_pad - lens).sum()))
+    down, up = lens - MIN_PAD, max_pad - lens
+    return Site(b, t, s, before, lens, -int(down.sum()), int(up.sum()), -int(down[1:].sum()), int(up[1:].sum()))
 
 
 def track_sites(lab: dict, P: Pairs, max_pad: int, min_range: int, D: int, n_sites: int,
@@ -137,14 +152,15 @@ def track_sites(lab: dict, P: Pairs, max_pad: int, min_range: int, D: int, n_sit
     return sorted((st for _, st in ranked), key=lambda st: st.b)
 
 
-def edits(ids: np.ndarray, sites: list[Site], order: str, deltas, pad_id: dict[int, int], max_pad: int):
-    """The edited documents (rows), their site index and shift: per site, every ``δ`` of ``deltas(site)`` the
-    pads can take, spread in ``order`` (``near``: nearest pad first; ``far``: the row's first pad first)."""
+def edits(ids: np.ndarray, sites: list[Site], order: str, pad_id: dict[int, int], max_pad: int, deltas=None):
+    """The edited documents (rows), their site index and shift: per site, every ``δ`` of its range in ``order``
+    (or of ``deltas``) that the pads can take, spread over them in that order (``near``: nearest pad first;
+    ``far``: the pads but the nearest, the row's first pad first)."""
     docs, which, shift = [], [], []
     for j, st in enumerate(sites):
-        take = slice(None) if order == "near" else slice(None, None, -1)
-        pads, lens = st.pads[take], st.lens[take]
-        for d in deltas(st):
+        pads, lens = (st.pads, st.lens) if order == "near" else (st.pads[:0:-1], st.lens[:0:-1])
+        lo, hi = (st.lo, st.hi) if order == "near" else (st.far_lo, st.far_hi)
+        for d in range(lo, hi + 1) if deltas is None else deltas:
             new = spill(lens, d, max_pad)
             if new is None:
                 continue
@@ -153,7 +169,7 @@ def edits(ids: np.ndarray, sites: list[Site], order: str, deltas, pad_id: dict[i
             docs.append(doc)
             which.append(j)
             shift.append(d)
-    return np.asarray(docs), np.asarray(which), np.asarray(shift)
+    return np.asarray(docs), np.asarray(which, dtype=np.int64), np.asarray(shift, dtype=np.int64)
 
 
 def read(model, ids, sites, docs, which, layers, batch_size, normed):
@@ -185,35 +201,40 @@ def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers
     sites = track_sites(lab, P, max_pad, max(gaps), D, n_sites, rng)
     if not sites:
         return {hd: None for hd in heads}
+    far_sites = [st for st in sites if len(st.pads) >= 2 and st.far_lo <= -D and st.far_hi >= D]
+    orders = {"near": sites, "far": far_sites} if far_sites else {"near": sites}
     rep = lay.n_heads // lay.n_kv_heads
     normed = arch.has_qk_norm(model)
-    near = edits(ids, sites, "near", lambda st: range(st.lo, st.hi + 1), pad_id, max_pad)
-    multi = [j for j, st in enumerate(sites) if len(st.pads) >= 2]
-    far_sites = [sites[j] for j in multi]
-    far = edits(ids, far_sites, "far", lambda st: (-D, 0, D), pad_id, max_pad) if far_sites else None
     runs = {}
-    for name, m in (("model", model), ("control", control)):
-        tables = ({L: arch.rotary_tables(m, ids.shape[1], L) for L in layers} if arch.is_rotary(m) else None)
-        q, k = read(m, ids, sites, near[0], near[1], layers, batch_size, normed)
-        runs[name] = {"logit": logits_of(m, q, k, sites, near[1], layers, rep, tables), "k": k}
-        if name == "model" and far is not None and len(far[0]):
-            qf, kf = read(m, ids, far_sites, far[0], far[1], layers, batch_size, normed)
-            runs["far"] = logits_of(m, qf, kf, far_sites, far[1], layers, rep, tables)
-    which, shift = near[1], near[2]
-    multi_mask = np.isin(which, multi)
+    for order, sts in orders.items():
+        docs, which, shift = edits(ids, sts, order, pad_id, max_pad)
+        got = {}
+        for name, m in (("model", model), ("control", control)):
+            tables = {L: arch.rotary_tables(m, ids.shape[1], L) for L in layers} if arch.is_rotary(m) else None
+            q, k = read(m, ids, sts, docs, which, layers, batch_size, normed)
+            got[name] = (logits_of(m, q, k, sts, which, layers, rep, tables), k)
+        runs[order] = (got, which, shift, len(sts))
+    far_keys = {(st.b, st.s) for st in far_sites}
+    on_far = np.array([(st.b, st.s) in far_keys for st in sites])
     out = {}
     for col, (L, h) in enumerate(heads):
-        kv = h // rep
-        per_site = [np.flatnonzero(which == j) for j in range(len(sites))]  # rows of each site, shifts in order
-        curves = {name: [runs[name]["k"][L][rows, kv] for rows in per_site] for name in ("model", "control")}
-        out[(L, h)] = summarise(runs["model"]["logit"][:, col], runs["control"]["logit"][:, col], curves, per_site,
-                                shift, which, multi_mask, runs.get("far"), far, col, D, len(sites), rng)
+        tracks = {}
+        for order, (got, which, shift, n) in runs.items():
+            curves = {name: [got[name][1][L][which == j, h // rep] for j in range(n)] for name in got}
+            tracks[order] = summarise(got["model"][0][:, col], got["control"][0][:, col], curves, shift, which,
+                                      D, rng)
+        got, which, shift, _ = runs["near"]
+        mine = on_far[which]
+        far = tracks.get("far")
+        out[(L, h)] = KeyTrack(D=D, near=tracks["near"], far=far,
+                               peak_near_on_far=peak_at(got["model"][0][mine, col], shift[mine], which[mine], D),
+                               rings=any(t.rings_control_not >= KEY_TRACK_MIN_SHARE for t in tracks.values()))
     return out
 
 
-def profile(values: np.ndarray, shift: np.ndarray, which: np.ndarray, n_sites: int):
+def profile(values: np.ndarray, shift: np.ndarray, which: np.ndarray):
     """The shifts, the sites reaching each and the mean of ``values - values(δ = 0)`` over those sites."""
-    zero = np.zeros(n_sites)
+    zero = np.zeros(int(which.max()) + 1)
     zero[which[shift == 0]] = values[shift == 0]
     rel = values - zero[which]
     grid = np.arange(shift.min(), shift.max() + 1)
@@ -229,34 +250,31 @@ def peak_at(values: np.ndarray, shift: np.ndarray, which: np.ndarray, D: int) ->
     return float(np.mean([at[0][j] - (at[D][j] + at[-D][j]) / 2 for j in both])) if both else float("nan")
 
 
-def summarise(logit, logit_ctl, curves, per_site, shift, which, multi_mask, far_logits, far, col, D,
-              n_sites, rng: np.random.Generator) -> KeyTrack:
-    """One head's :class:`KeyTrack` from its tracks' logits and key curves (module doc); ``rng`` draws the
-    random walks."""
-    grid, n, mean = profile(logit, shift, which, n_sites)
-    _, _, mean_ctl = profile(logit_ctl, shift, which, n_sites)
+def summarise(logit: np.ndarray, logit_ctl: np.ndarray, curves: dict, shift: np.ndarray, which: np.ndarray, D: int,
+              rng: np.random.Generator) -> Track:
+    """One order's :class:`Track` of one head from its edited keys' logits (model and control, one per edited
+    document, each site's shifts in order), the keys' curves per site (``curves[name][site]``) and ``rng``, which
+    draws the random walks (module doc)."""
+    grid, n, mean = profile(logit, shift, which)
+    _, _, mean_ctl = profile(logit_ctl, shift, which)
     rate = {name: float(np.mean(np.concatenate([key_angle(c[:-1, None], c[1:, None])[:, 0] for c in cs])))
             for name, cs in curves.items()}
     reads, walks = [], []
-    for j, rows in enumerate(per_site):
-        values, track = shift[rows], curves["model"][j]
+    for j, track in enumerate(curves["model"]):
+        values = shift[which == j]
         reads.append(ringing.compare(track, values, curves["control"][j], values))
         walks.append(ringing.gated_ringing(rng.standard_normal(track.shape).cumsum(0), values)["rings"])
-    opened = [r for r in reads if r["model"]["gate_open"]]
 
     def median(key, side):
         v = [r[side][key] for r in reads if r[side]["gate_open"]]
         return float(np.median(v)) if v else float("nan")
 
-    share = float(np.mean([r["model_rings_control_not"] and not w for r, w in zip(reads, walks)]))
-    near_peak = peak_at(logit[multi_mask], shift[multi_mask], which[multi_mask], D)
-    far_peak = (peak_at(far_logits[:, col], far[2], far[1], D) if far_logits is not None else float("nan"))
-    return KeyTrack(n_sites=n_sites, shifts=[int(d) for d in grid], n=[int(x) for x in n],
-                    logit=[float(x) for x in mean], logit_control=[float(x) for x in mean_ctl],
-                    turn_rate=rate["model"], turn_rate_control=rate["control"],
-                    gate_open=len(opened) / len(reads), sign_changes=median("sign_changes", "model"),
-                    sign_changes_control=median("sign_changes", "control"), turns=median("turns", "model"),
-                    turns_control=median("turns", "control"), rings_control_not=share,
-                    walk_rings=float(np.mean(walks)), D=D,
-                    n_far=int(len(np.unique(which[multi_mask]))), peak_near=near_peak, peak_far=far_peak,
-                    rings=share >= KEY_TRACK_MIN_SHARE)
+    return Track(n_sites=len(reads), shifts=[int(d) for d in grid], n=[int(x) for x in n],
+                 logit=[float(x) for x in mean], logit_control=[float(x) for x in mean_ctl],
+                 turn_rate=rate["model"], turn_rate_control=rate["control"],
+                 gate_open=float(np.mean([r["model"]["gate_open"] for r in reads])),
+                 sign_changes=median("sign_changes", "model"), sign_changes_control=median("sign_changes", "control"),
+                 turns=median("turns", "model"), turns_control=median("turns", "control"),
+                 rings_control_not=float(np.mean([r["model_rings_control_not"] and not w
+                                                  for r, w in zip(reads, walks)])),
+                 walk_rings=float(np.mean(walks)), peak=peak_at(logit, shift, which, D))
