@@ -458,15 +458,15 @@ def track_table(runs: dict) -> str:
             lines.append(
                 f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
                 f"{span(near)} / {span(far) if far else 'n/a'} | "
-                f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_on_far']:+.2f} / "
-                f"{far['peak'] if far else nan:+.2f} | {near['turn_rate']:.3f} / "
+                f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_both']:+.2f} / "
+                f"{kt['peak_far_both']:+.2f} ({kt['n_both']}) | {near['turn_rate']:.3f} / "
                 f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
                 f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
                 f"{', '.join(ringing) or 'none'} |")
     return section("| model | head | sites: near / far | shifts: near / far | logit change at -2D, -D, +D, +2D: near / "
-                   "far (nats) | peak at D on the far sites: near / far | key turn per char: near / far / random-init "
-                   "near (rad) | median gated sign changes (turns), share ringing where the controls do not (walks "
-                   "that ring): near / far | rings | heads whose tracks ring |", lines)
+                   "far (nats) | peak at D on the same keys: near / far (keys) | key turn per char: near / far / "
+                   "random-init near (rad) | median gated sign changes (turns), share ringing where the controls do "
+                   "not (walks that ring): near / far | rings | heads whose tracks ring |", lines)
 
 
 def turn_rates(head: dict, ks: dict) -> str:

@@ -137,11 +137,11 @@ def test_tracks_of_every_head_first_layer_still_later_ones_move(trained, corpus,
         for t in (r.near, r.far):
             assert t.shifts[0] <= -r.D and t.shifts[-1] >= r.D and t.logit[t.shifts.index(0)] == 0.0
             assert t.n[t.shifts.index(0)] == t.n_sites == max(t.n)
-        assert r.near.n_sites == 8 and r.far.n_sites <= 8
+        assert r.near.n_sites == 8 and r.n_both <= r.far.n_sites <= 8
         if L == 0:
             for t in (r.near, r.far):
                 assert t.turn_rate == 0.0 and t.gate_open == 0.0 and t.peak == 0.0
-            assert not r.rings and r.peak_near_on_far == 0.0
+            assert not r.rings and r.peak_near_both == 0.0 == r.peak_far_both
         else:
             assert 0 < r.near.turn_rate < np.pi and 0 < r.far.turn_rate < np.pi and r.near.turn_rate_control > 0
             assert np.isnan(r.near.sign_changes_control)  # no control track passes the gate

@@ -165,8 +165,8 @@ def plot_key_tracks(tracked: list, path: Path) -> Path:
             ax.axvline(d, color="k", lw=0.6, ls=":")
         ax.axhline(0, color="k", lw=0.5)
         ax.set(xlabel="key moved δ characters", ylabel="logit(δ) - logit(0) (nats)",
-               title=f"{name}: {kt.near.n_sites} documents; peak at ±{kt.D}: near {kt.peak_near_on_far:+.2f}, "
-                     f"far {kt.far.peak if kt.far else float('nan'):+.2f}")
+               title=f"{name}: {kt.near.n_sites} documents; peak at ±{kt.D} on {kt.n_both} keys: near "
+                     f"{kt.peak_near_both:+.2f}, far {kt.peak_far_both:+.2f}")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
     return save_png(fig, path)

@@ -40,9 +40,10 @@ column gap; the far track uses those of them with two or more pads before the ke
   unrelated draws, so its tracks jump and close the gate, and a closed gate rings by no one's standard; but
   a smooth curve with independent steps has Fourier-like PCs, and the gate cannot tell those from ringing
   (:mod:`linebreak.probe.ringing`);
-- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift); :class:`KeyTrack` adds
-  ``peak_near_on_far``, the near track's peak over the far track's sites, so the two orders are compared on
-  the same keys;
+- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift). :class:`KeyTrack` compares
+  the two orders on the same keys: ``peak_near_both`` and ``peak_far_both`` over the ``n_both`` far sites whose
+  nearest pad alone can also take ``±D``, so that there the near edit at ``±D`` is the key shift's edit as the
+  key sees it (a near shift past the nearest pad's room spills onto the pads before it);
 - ``rings`` (:class:`KeyTrack`): either order's ``rings_control_not >= KEY_TRACK_MIN_SHARE``
   (:mod:`linebreak.rules.qk`, with the reason).
 
@@ -87,12 +88,14 @@ class Track:
 
 @dataclass(kw_only=True)
 class KeyTrack:
-    """One head's key tracks under the two edit orders (``far`` None when no site has the room), the peak of the
-    near track over the far track's sites, and whether either order's tracks ring (module doc)."""
+    """One head's key tracks under the two edit orders (``far`` None when no site has the room), the two orders'
+    peaks on the same ``n_both`` keys, and whether either order's tracks ring (module doc)."""
     D: int
     near: Track
     far: Track | None
-    peak_near_on_far: float
+    n_both: int
+    peak_near_both: float
+    peak_far_both: float
     rings: bool
 
 
@@ -214,8 +217,7 @@ def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers
             q, k = read(m, ids, sts, docs, which, layers, batch_size, normed)
             got[name] = (logits_of(m, q, k, sts, which, layers, rep, tables), k)
         runs[order] = (got, which, shift, len(sts))
-    far_keys = {(st.b, st.s) for st in far_sites}
-    on_far = np.array([(st.b, st.s) in far_keys for st in sites])
+    both = {(st.b, st.s) for st in far_sites if st.lens[0] - D >= MIN_PAD and st.lens[0] + D <= max_pad}
     out = {}
     for col, (L, h) in enumerate(heads):
         tracks = {}
@@ -223,11 +225,13 @@ def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers
             curves = {name: [got[name][1][L][which == j, h // rep] for j in range(n)] for name in got}
             tracks[order] = summarise(got["model"][0][:, col], got["control"][0][:, col], curves, shift, which,
                                       D, rng)
-        got, which, shift, _ = runs["near"]
-        mine = on_far[which]
-        far = tracks.get("far")
-        out[(L, h)] = KeyTrack(D=D, near=tracks["near"], far=far,
-                               peak_near_on_far=peak_at(got["model"][0][mine, col], shift[mine], which[mine], D),
+        peaks = {}
+        for order, sts in orders.items():
+            got, which, shift, _ = runs[order]
+            mine = np.array([(sts[j].b, sts[j].s) in both for j in which], dtype=bool)
+            peaks[order] = peak_at(got["model"][0][mine, col], shift[mine], which[mine], D)
+        out[(L, h)] = KeyTrack(D=D, near=tracks["near"], far=tracks.get("far"), n_both=len(both),
+                               peak_near_both=peaks["near"], peak_far_both=peaks.get("far", float("nan")),
                                rings=any(t.rings_control_not >= KEY_TRACK_MIN_SHARE for t in tracks.values()))
     return out
 
