@@ -137,7 +137,7 @@ def test_tracks_of_every_head_first_layer_still_later_ones_move(trained, corpus,
         for t in (r.near, r.far):
             assert t.shifts[0] <= -r.D and t.shifts[-1] >= r.D and t.logit[t.shifts.index(0)] == 0.0
             assert t.n[t.shifts.index(0)] == t.n_sites == max(t.n)
-        assert r.near.n_sites == 8 and r.n_both <= r.far.n_sites <= 8
+        assert r.near.n_sites == 8 and r.far.n_sites <= 8 and 0 < r.n_both <= 8 * 8
         if L == 0:
             for t in (r.near, r.far):
                 assert t.turn_rate == 0.0 and t.gate_open == 0.0 and t.peak == 0.0

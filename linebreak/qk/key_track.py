@@ -40,10 +40,13 @@ column gap; the far track uses those of them with two or more pads before the ke
   unrelated draws, so its tracks jump and close the gate, and a closed gate rings by no one's standard; but
   a smooth curve with independent steps has Fourier-like PCs, and the gate cannot tell those from ringing
   (:mod:`linebreak.probe.ringing`);
-- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift). :class:`KeyTrack` compares
-  the two orders on the same keys: ``peak_near_both`` and ``peak_far_both`` over the ``n_both`` far sites whose
-  nearest pad alone can also take ``±D``, so that there the near edit at ``±D`` is the key shift's edit as the
-  key sees it (a near shift past the nearest pad's room spills onto the pads before it);
+- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift);
+
+and, per head, the two orders on the same keys, drawn as the key shift draws its pairs (a seeded sample of up
+to ``ORDER_PAIRS_PER_SITE * sites`` matching pairs, not the widest documents): ``peak_near_both`` and
+``peak_far_both`` over the ``n_both`` pairs with two or more pads before the key whose nearest pad alone can
+take ``±D`` and whose other pads can too. There the near edit is the key shift's edit as the key sees it, and
+the far edit moves the same key by the same ``D`` with its cell;
 - ``rings`` (:class:`KeyTrack`): either order's ``rings_control_not >= KEY_TRACK_MIN_SHARE``
   (:mod:`linebreak.rules.qk`, with the reason).
 
@@ -62,6 +65,8 @@ from linebreak.probe import ringing
 from linebreak.qk.key_shift import capture, key_angle
 from linebreak.qk.keyclass import Pairs, pair_logits
 from linebreak.rules.qk import KEY_TRACK_MIN_SHARE
+
+ORDER_PAIRS_PER_SITE = 8  # the order comparison's pairs per track site: 256 at the default 32, the key shift's
 
 
 @dataclass(kw_only=True)
@@ -155,6 +160,18 @@ def track_sites(lab: dict, P: Pairs, max_pad: int, min_range: int, D: int, n_sit
     return sorted((st for _, st in ranked), key=lambda st: st.b)
 
 
+def order_sites(lab: dict, P: Pairs, max_pad: int, D: int, n: int, rng: np.random.Generator) -> list[Site]:
+    """A seeded sample of up to ``n`` matching pairs on the row just above whose key has two or more pads before
+    it, the nearest able to take ``±D`` alone and the others together (module doc)."""
+    fit = []
+    for j in np.flatnonzero((P.rows == 1) & (P.k == P.target)):
+        st = site(lab, int(P.b[j]), int(P.t[j]), int(P.s[j]), max_pad)
+        if (len(st.pads) >= 2 and st.lens[0] - D >= MIN_PAD and st.lens[0] + D <= max_pad and st.far_lo <= -D
+                and st.far_hi >= D):
+            fit.append(st)
+    return [fit[i] for i in np.sort(rng.choice(len(fit), size=min(n, len(fit)), replace=False))] if fit else []
+
+
 def edits(ids: np.ndarray, sites: list[Site], order: str, pad_id: dict[int, int], max_pad: int, deltas=None):
     """The edited documents (rows), their site index and shift: per site, every ``δ`` of its range in ``order``
     (or of ``deltas``) that the pads can take, spread over them in that order (``near``: nearest pad first;
@@ -217,7 +234,13 @@ def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers
             q, k = read(m, ids, sts, docs, which, layers, batch_size, normed)
             got[name] = (logits_of(m, q, k, sts, which, layers, rep, tables), k)
         runs[order] = (got, which, shift, len(sts))
-    both = {(st.b, st.s) for st in far_sites if st.lens[0] - D >= MIN_PAD and st.lens[0] + D <= max_pad}
+    both = order_sites(lab, P, max_pad, D, ORDER_PAIRS_PER_SITE * n_sites, rng)
+    peaks = {}
+    for order in ("near", "far"):
+        docs, which, shift = edits(ids, both, order, pad_id, max_pad, deltas=(-D, 0, D))
+        tables = {L: arch.rotary_tables(model, ids.shape[1], L) for L in layers} if arch.is_rotary(model) else None
+        q, k = read(model, ids, both, docs, which, layers, batch_size, normed)
+        peaks[order] = (logits_of(model, q, k, both, which, layers, rep, tables), shift, which)
     out = {}
     for col, (L, h) in enumerate(heads):
         tracks = {}
@@ -225,13 +248,10 @@ def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers
             curves = {name: [got[name][1][L][which == j, h // rep] for j in range(n)] for name in got}
             tracks[order] = summarise(got["model"][0][:, col], got["control"][0][:, col], curves, shift, which,
                                       D, rng)
-        peaks = {}
-        for order, sts in orders.items():
-            got, which, shift, _ = runs[order]
-            mine = np.array([(sts[j].b, sts[j].s) in both for j in which], dtype=bool)
-            peaks[order] = peak_at(got["model"][0][mine, col], shift[mine], which[mine], D)
+        pk = {order: peak_at(lg[:, col], shift, which, D) if both else float("nan")
+              for order, (lg, shift, which) in peaks.items()}
         out[(L, h)] = KeyTrack(D=D, near=tracks["near"], far=tracks.get("far"), n_both=len(both),
-                               peak_near_both=peaks["near"], peak_far_both=peaks.get("far", float("nan")),
+                               peak_near_both=pk["near"], peak_far_both=pk["far"],
                                rings=any(t.rings_control_not >= KEY_TRACK_MIN_SHARE for t in tracks.values()))
     return out
 
