@@ -146,6 +146,9 @@ def measure(model: Path, corpus: str, val: str, work: Path, max_docs: int, qk_se
                    for h in qk.heads if h.key_track is not None}
     return {"model": str(model), "pads": pads, "score_bounds": score_bounds(model), "geometry": geo,
             "key_shift_peaks": shift_peaks, "key_track_rings": track_rings,
+            # every head's key-shift reading split by edit order: near / far peak on the same keys (nats)
+            "key_track_orders": {h.name: [h.key_track.peak_near_both, h.key_track.peak_far_both]
+                                 for h in qk.heads if h.key_track is not None},
             "control_geometry": control,
             "control_qk": control_verdict(model, corpus, work, qk_settings), "prose_heads": prose,
             "verdict": {"passes": v.passes, "passing_heads": v.passing_heads, "best_head": v.best_head,
@@ -435,7 +438,8 @@ def track_table(runs: dict) -> str:
     """The key tracks (one document's matching key moved over its row's pads: ``near`` order, the pad just before
     it first; ``far``, every pad but that one, so only the key's count moves): the verdict and column heads'
     ranges, logit changes, peaks on the same keys, turn rates against the control's, and the gated ringing of the
-    tracks; and every head of the model whose tracks ring (empty when no record has it)."""
+    tracks; every head of the model whose tracks ring, and every head whose key-shift peak passes the rule with
+    its near and far peaks on the same keys (empty when no record has the tracks)."""
     def dips(t, D):
         logit = dict(zip(t["shifts"], t["logit"]))
         return ", ".join(f"{logit[d]:+.2f}" if d in logit else "n/a" for d in (-2 * D, -D, D, 2 * D))
@@ -454,6 +458,9 @@ def track_table(runs: dict) -> str:
             if kt is None:
                 continue
             ringing = [f"{k} {v:.2f}" for k, v in r.get("key_track_rings", {}).items() if v >= KEY_TRACK_MIN_SHARE]
+            orders = r.get("key_track_orders", {})
+            peaking = [f"{k} {orders[k][0]:+.2f} / {orders[k][1]:+.2f}" for k, v in r["key_shift_peaks"].items()
+                       if v >= KEY_SHIFT_MIN_PEAK and k in orders]
             near, far, D, nan = kt["near"], kt["far"], kt["D"], float("nan")
             lines.append(
                 f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
@@ -462,11 +469,12 @@ def track_table(runs: dict) -> str:
                 f"{kt['peak_far_both']:+.2f} ({kt['n_both']}) | {near['turn_rate']:.3f} / "
                 f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
                 f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
-                f"{', '.join(ringing) or 'none'} |")
+                f"{', '.join(ringing) or 'none'} | {', '.join(peaking) or 'none'} |")
     return section("| model | head | sites: near / far | shifts: near / far | logit change at -2D, -D, +D, +2D: near / "
                    "far (nats) | peak at D on the same keys: near / far (keys) | key turn per char: near / far / "
                    "random-init near (rad) | median gated sign changes (turns), share ringing where the controls do "
-                   "not (walks that ring): near / far | rings | heads whose tracks ring |", lines)
+                   "not (walks that ring): near / far | rings | heads whose tracks ring | heads whose key-shift "
+                   "peak is >= 0.5: near / far on the same keys |", lines)
 
 
 def turn_rates(head: dict, ks: dict) -> str:

@@ -47,7 +47,7 @@ def test_a_tiny_sweep_runs_every_stage_and_writes_its_record(tmp_path):
     assert set(one["key_shift_peaks"]) == {f"L{L}H{h}" for L in range(2) for h in range(4)}
     track = one["heads"][one["verdict"]["best_head"]]["key_track"]
     assert track["near"]["n_sites"] == 8 and track["rings"] == one["targets"]["key_track_rings"]
-    assert set(one["key_track_rings"]) == set(one["key_shift_peaks"])
+    assert set(one["key_track_rings"]) == set(one["key_shift_peaks"]) == set(one["key_track_orders"])
     assert one["geometry"] and one["pads"]["pad_positions_rows1"] > 0
     assert one["score_bounds"] == [None, None]  # llama: nothing bounds its attention logits
     md = (tmp_path / "out" / "tables.md").read_text()
