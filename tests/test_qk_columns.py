@@ -221,7 +221,7 @@ def test_qk_and_causal_commands_with_pad_keys(cli, table_model, table_corpus, tm
     assert rc == 0, err
     assert "column head" in out and (tmp_path / "q" / "qk.json").exists() and list((tmp_path / "f").glob("*.png"))
     record = json.loads((tmp_path / "q" / "qk.json").read_text())  # the command built the control for the tracks
-    assert all(h["key_track"]["n_sites"] > 0 for h in record["heads"])
+    assert all(h["key_track"]["near"]["n_sites"] > 0 for h in record["heads"])
     assert (tmp_path / "f" / "qk_key_tracks.png").exists()
     rc, out, err = cli("causal", "--model", table_model, "--corpus", table_corpus, "--keys", "pad", "--n-docs", "32",
                        "--qk", tmp_path / "q" / "qk.json", "--out", tmp_path / "c")
