@@ -414,21 +414,26 @@ def bound_table(runs: dict) -> str:
                    "head's own query / key side: PC1, top 6, gated sign changes (turns) |", lines)
 
 
+def detailed(runs: dict, field: str):
+    """``(run name, record, head name, head record, its field)`` for every detailed head whose record has ``field``
+    (a record written before that test existed has none)."""
+    for n, r in runs.items():
+        for name, h in r["heads"].items():
+            if h.get(field) is not None:
+                yield n, r, name, h, h[field]
+
+
 def shift_table(runs: dict) -> str:
     """The key-shift test (the document edited so that only the previous row's matching column moves): the
     verdict and column heads' peak per shift, their slope and pad correlation at the largest, and every head of
     the model that peaks (empty when no record has it)."""
     lines = []
-    for n, r in runs.items():
-        for name, h in r["heads"].items():
-            ks = h.get("key_shift")
-            if ks is None:
-                continue
-            peaking = [f"{k} {v:.2f}" for k, v in r["key_shift_peaks"].items() if v >= KEY_SHIFT_MIN_PEAK]
-            lines.append(f"| {n} | {name} | {', '.join(f'{p:+.2f}' for p in ks['peak'])} "
-                         f"[{ks['peak_ci'][0]:+.2f}, {ks['peak_ci'][1]:+.2f}] | {ks['peak_first_row']:+.2f} "
-                         f"({ks['n_first_row']}) | {ks['slope'][-1]:+.3f} | {ks['pad_corr']:+.2f} | "
-                         f"{turn_rates(h, ks)} | {'yes' if ks['peaks'] else 'no'} | {', '.join(peaking) or 'none'} |")
+    for n, r, name, h, ks in detailed(runs, "key_shift"):
+        peaking = [f"{k} {v:.2f}" for k, v in r["key_shift_peaks"].items() if v >= KEY_SHIFT_MIN_PEAK]
+        lines.append(f"| {n} | {name} | {', '.join(f'{p:+.2f}' for p in ks['peak'])} "
+                     f"[{ks['peak_ci'][0]:+.2f}, {ks['peak_ci'][1]:+.2f}] | {ks['peak_first_row']:+.2f} "
+                     f"({ks['n_first_row']}) | {ks['slope'][-1]:+.3f} | {ks['pad_corr']:+.2f} | "
+                     f"{turn_rates(h, ks)} | {'yes' if ks['peaks'] else 'no'} | {', '.join(peaking) or 'none'} |")
     return section("| model | head | logit peak at the key's column, shifts 1..D (nats) [95 % CI at D] | first-row "
                    "keys' peak at D (pairs) | slope at D (nats/char) | pad corr | key turn per char: one document's "
                    "key moved D / the key side's centroids (rad) | peaks | heads whose peak at D is >= 0.5 |", lines)
@@ -452,24 +457,20 @@ def track_table(runs: dict) -> str:
                 f"({t['walk_rings']:.2f})")
 
     lines = []
-    for n, r in runs.items():
-        for name, h in r["heads"].items():
-            kt = h.get("key_track")
-            if kt is None:
-                continue
-            ringing = [f"{k} {v:.2f}" for k, v in r.get("key_track_rings", {}).items() if v >= KEY_TRACK_MIN_SHARE]
-            orders = r.get("key_track_orders", {})
-            peaking = [f"{k} {orders[k][0]:+.2f} / {orders[k][1]:+.2f}" for k, v in r["key_shift_peaks"].items()
-                       if v >= KEY_SHIFT_MIN_PEAK and k in orders]
-            near, far, D, nan = kt["near"], kt["far"], kt["D"], float("nan")
-            lines.append(
-                f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
-                f"{span(near)} / {span(far) if far else 'n/a'} | "
-                f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_both']:+.2f} / "
-                f"{kt['peak_far_both']:+.2f} ({kt['n_both']}) | {near['turn_rate']:.3f} / "
-                f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
-                f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
-                f"{', '.join(ringing) or 'none'} | {', '.join(peaking) or 'none'} |")
+    for n, r, name, _, kt in detailed(runs, "key_track"):
+        ringing = [f"{k} {v:.2f}" for k, v in r.get("key_track_rings", {}).items() if v >= KEY_TRACK_MIN_SHARE]
+        orders = r.get("key_track_orders", {})
+        peaking = [f"{k} {orders[k][0]:+.2f} / {orders[k][1]:+.2f}" for k, v in r["key_shift_peaks"].items()
+                   if v >= KEY_SHIFT_MIN_PEAK and k in orders]
+        near, far, D, nan = kt["near"], kt["far"], kt["D"], float("nan")
+        lines.append(
+            f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
+            f"{span(near)} / {span(far) if far else 'n/a'} | "
+            f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_both']:+.2f} / "
+            f"{kt['peak_far_both']:+.2f} ({kt['n_both']}) | {near['turn_rate']:.3f} / "
+            f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
+            f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
+            f"{', '.join(ringing) or 'none'} | {', '.join(peaking) or 'none'} |")
     return section("| model | head | sites: near / far | shifts: near / far | logit change at -2D, -D, +D, +2D: near / "
                    "far (nats) | peak at D on the same keys: near / far (keys) | key turn per char: near / far / "
                    "random-init near (rad) | median gated sign changes (turns), share ringing where the controls do "

@@ -111,3 +111,21 @@ def finite_tree_paths(x, path="") -> list[str]:
 def finite_tree():
     """Paths of non-finite numbers in a JSON tree."""
     return finite_tree_paths
+
+
+# ---- a table-tiny corpus and a model trained on it for 30 steps, made once per test session
+# (tests/test_key_shift.py, tests/test_key_track.py: they read what its heads compute, not how well)
+@pytest.fixture(scope="session")
+def brief_table(tmp_path_factory):
+    """``(corpus, (model, tokenizer), model folder)``."""
+    from linebreak.corpus.store import generate_corpus, load_corpus
+    from linebreak.hooks.load import load_model
+    from linebreak.presets import TRAIN as PRESETS
+    from linebreak.train.loop import train
+
+    root = tmp_path_factory.mktemp("brief-table")
+    corpus = load_corpus(generate_corpus(PRESETS["table-tiny"].data, root / "corpus"))
+    p = PRESETS["table-tiny"]
+    cfg = dataclasses.replace(p.train, optim=dataclasses.replace(p.train.optim, steps=30, eval_every=30))
+    train(cfg, corpus, root / "model")
+    return corpus, load_model(root / "model"), root / "model"

@@ -7,30 +7,22 @@ import numpy as np
 import pytest
 
 from linebreak.corpus.labels import labels_for_split
-from linebreak.corpus.store import generate_corpus, load_corpus
 from linebreak.corpus.tokenizer import MIN_PAD
-from linebreak.presets import TRAIN
 from linebreak.qk import keyclass
 from linebreak.qk.collect import select_docs
 from linebreak.qk.key_track import KeyTrack, edits, key_tracks, site, spill, track_sites
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return load_corpus(generate_corpus(TRAIN["table-tiny"].data, tmp_path_factory.mktemp("c") / "c"))
+def corpus(brief_table):
+    return brief_table[0]
 
 
 @pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory):
-    """A briefly trained table model and its folder: the tests read what its heads compute, not how well."""
-    from linebreak.hooks.load import load_model
-    from linebreak.train.loop import train
-
-    p = TRAIN["table-tiny"]
-    cfg = dataclasses.replace(p.train, optim=dataclasses.replace(p.train.optim, steps=30, eval_every=30))
-    out = tmp_path_factory.mktemp("m") / "m"
-    train(cfg, corpus, out)
-    return load_model(out), out
+def trained(brief_table):
+    """A briefly trained table model and its folder (conftest): the tests read what its heads compute, not how
+    well."""
+    return brief_table[1], brief_table[2]
 
 
 @pytest.fixture(scope="module")
