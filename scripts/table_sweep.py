@@ -282,9 +282,13 @@ def table(runs: dict) -> str:
 
 
 def figure(runs: dict, path: Path) -> None:
+    """Pad accuracy; the count centroids' spectra against the random-init control's; the verdict heads' twist
+    numbers; and, where the records have key tracks, every head's key-shift peak split by edit order (near: the
+    key moved against its cell; far: its count alone, with its cell), on log axes."""
     from linebreak.plots.common import new_figure, save_png
 
-    fig, axes = new_figure(1, 3, figsize=(15, 4.4))
+    tracked = any(r.get("key_track_orders") for r in runs.values())
+    fig, axes = new_figure(1, 4 if tracked else 3, figsize=(20 if tracked else 15, 4.4))
     names = list(runs)
     x = range(len(names))
     axes[0].bar(x, [runs[n]["pads"]["pad_acc_rows1"] for n in names], color="C0")
@@ -312,6 +316,15 @@ def figure(runs: dict, path: Path) -> None:
     axes[2].set_ylabel("max cos")
     axes[2].set_title("verdict head (pad keys); pass: inside the lines")
     axes[2].legend(fontsize=7)
+    if tracked:
+        for n_i, n in enumerate(names):
+            pk = [v for v in runs[n].get("key_track_orders", {}).values() if v[0] >= KEY_SHIFT_MIN_PEAK / 5]
+            axes[3].scatter([v[0] for v in pk], [max(v[1], 1e-3) for v in pk], color=f"C{n_i}", s=14, label=n)
+        axes[3].plot([0.1, 10], [0.1, 10], "k--", lw=0.8, label="all of it read from the count")
+        axes[3].set(xscale="log", yscale="log", xlabel="peak at D, key moved against its cell (near; nats)",
+                    ylabel="peak at D, count alone (far; nats)",
+                    title=f"every head with a near peak >= {KEY_SHIFT_MIN_PEAK / 5:.1f}: what its count carries")
+        axes[3].legend(fontsize=7)
     axes[0].set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
     for ax in axes:
         ax.title.set_fontsize(9)
