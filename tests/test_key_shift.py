@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from linebreak.corpus.labels import labels_for_split
-from linebreak.corpus.tokenizer import MIN_PAD
 from linebreak.qk import keyclass
 from linebreak.qk.collect import select_docs
-from linebreak.qk.key_shift import KeyShift, edited, feasible, key_shift_tests, sites, summarise
+from linebreak.qk.key_shift import KeyShift, edited, feasible, key_shift_tests, pad_ids, sites, summarise
 
 KEYS = ["pad", "cell_start"]
 
@@ -24,11 +23,6 @@ def corpus(brief_table):
 def model(brief_table):
     """A briefly trained table model (conftest): the tests below read what its heads compute, not how well."""
     return brief_table[1]
-
-
-def pad_ids(corpus) -> dict[int, int]:
-    t = corpus.table
-    return {n: t["first_pad_id"] + n - MIN_PAD for n in range(MIN_PAD, t["max_pad"] + 1)}
 
 
 @pytest.mark.parametrize("keys", KEYS)
@@ -47,7 +41,7 @@ def test_an_edit_moves_the_key_and_nothing_outside_its_two_pads(corpus, keys):
         for delta in (d, -d):
             F = S.take(feasible(S, d, max_pad))
             assert len(F.b) > 0
-            new = edited(ids, F, np.full(len(F.b), delta), pad_ids(corpus))
+            new = edited(ids, F, np.full(len(F.b), delta), pad_ids(corpus.table))
             changed = new != ids[F.b]
             assert (changed.sum(1) == 2).all() and changed[np.arange(len(F.b)), F.before].all()
             nl = labels_for_split(new, split.width[F.b], corpus.token_lengths, corpus.newline_id,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from linebreak.corpus.labels import labels_for_split
-from linebreak.corpus.tokenizer import MIN_PAD
 from linebreak.qk import keyclass
 from linebreak.qk.collect import select_docs
-from linebreak.qk.key_track import KeyTrack, edits, key_tracks, site, spill, track_sites
+from linebreak.qk.key_shift import pad_ids
+from linebreak.qk.key_track import KeyTrack, edits, key_tracks, matching_sites, site, spill, track_sites
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,6 @@ def control(trained, corpus):
     return ctl
 
 
-def pad_ids(corpus) -> dict[int, int]:
-    t = corpus.table
-    return {n: t["first_pad_id"] + n - MIN_PAD for n in range(MIN_PAD, t["max_pad"] + 1)}
-
-
 def test_spill_moves_the_whole_shift_in_order_and_within_bounds():
     lens = np.array([3, 14, 2])
     np.testing.assert_array_equal(spill(lens, 5, 15), [8, 14, 2])  # the first pad takes it all
@@ -59,12 +54,12 @@ def test_an_edit_moves_the_key_by_delta_and_only_pads_before_it_change(corpus, o
     ids, lab = select_docs(corpus, "validation", 32)
     P = keyclass.pairs(lab, "pad")
     D, max_pad = 2, corpus.table["max_pad"]
-    sites = track_sites(lab, P, max_pad, 10, D, 16, np.random.default_rng(0))
+    sites = track_sites(matching_sites(lab, P, max_pad), 10, D, 16, np.random.default_rng(0))
     assert len(sites) >= 8 and all(st.lo <= -D and st.hi >= D and st.hi - st.lo >= 10 for st in sites)
     if order == "far":
         sites = [st for st in sites if len(st.pads) >= 2 and st.far_hi - st.far_lo >= 4]
         assert len(sites) >= 4
-    docs, which, shift = edits(ids, sites, order, pad_ids(corpus), max_pad)
+    docs, which, shift = edits(ids, sites, order, pad_ids(corpus.table), max_pad)
     span = [(st.lo, st.hi) if order == "near" else (st.far_lo, st.far_hi) for st in sites]
     assert len(docs) == sum(hi - lo + 1 for lo, hi in span)  # every shift of the range fits
     split = corpus.splits["validation"]
@@ -102,11 +97,11 @@ def test_the_near_track_at_one_is_the_key_shift_for_the_key(trained, corpus):
     P = keyclass.pairs(lab, "pad")
     S = ks.sites(lab, P)
     S = S.take(ks.feasible(S, 1, corpus.table["max_pad"]))
-    shifted = ks.edited(ids, S, np.ones(len(S.b), dtype=int), pad_ids(corpus))
+    shifted = ks.edited(ids, S, np.ones(len(S.b), dtype=int), pad_ids(corpus.table))
     k_shift = ks.capture(net, shifted, {"k": S.s}, [1], 16)["k"][1]
     chosen = [site(lab, int(b), int(t), int(s), corpus.table["max_pad"]) for b, t, s in zip(S.b, S.t, S.s)]
     assert len(chosen) >= 8 and all(st.pads[0] == before for st, before in zip(chosen, S.before))
-    docs, which, _ = edits(ids, chosen, "near", pad_ids(corpus), corpus.table["max_pad"], deltas=(1,))
+    docs, which, _ = edits(ids, chosen, "near", pad_ids(corpus.table), corpus.table["max_pad"], deltas=(1,))
     _, k_track = read(net, ids, chosen, docs, which, [1], 16, False)
     scale = np.abs(k_shift).max()
     np.testing.assert_allclose(k_track[1], k_shift, atol=1e-5 * scale)
@@ -116,13 +111,15 @@ def test_tracks_of_every_head_first_layer_still_later_ones_move(trained, corpus,
     """Layer-0 keys are their own token's projection, and the key token never changes: their tracks stand still
     (turn rate 0, the gate closed, no peak). Layer-1 keys have read the moved pads and turn. The random-init
     control's pad embeddings are unrelated draws, so its tracks jump: not smooth, the gate closed."""
+    from linebreak.hooks import arch
     from linebreak.qk.collect import check_model
 
     (net, tok), _ = trained
     lay = check_model(net, tok, corpus)
     ids, lab = select_docs(corpus, "validation", 32)
     P = keyclass.pairs(lab, "pad")
-    out = key_tracks(net, control, lay, ids, lab, P, [0, 1], corpus.table, 8, 16, np.random.default_rng(0))
+    tables = {L: arch.rotary_tables(net, ids.shape[1], L) for L in (0, 1)}
+    out = key_tracks(net, control, lay, ids, lab, P, [0, 1], tables, corpus.table, 8, 16, np.random.default_rng(0))
     assert set(out) == {(L, h) for L in (0, 1) for h in range(lay.n_heads)}
     for (L, _), r in out.items():
         assert isinstance(r, KeyTrack) and r.D == min(corpus.table["col_gap"]) // 2 and r.far is not None

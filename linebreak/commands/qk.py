@@ -113,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
             from linebreak.capture.control import control_model, trained_config
             from linebreak.hooks.load import ensure_eager, place
 
-            trained = trained_config(args.model)
-            control = place(control_model(model, corpus, trained, trained.init_seed if trained else 0),
-                            cfg.device, cfg.dtype)
+            control = place(control_model(model, corpus, trained_config(args.model)), cfg.device, cfg.dtype)
             ensure_eager(control)
         result = column_analysis(model, corpus, cfg, tokenizer=tokenizer, control=control)
         plot, show = plot_columns, print_columns

@@ -256,7 +256,7 @@ def column_analysis(model, corpus, cfg: QKConfig | None = None, tokenizer=None, 
     shifts = (key_shift_tests(model, lay, ids, lab, P, sums.layers, tables, corpus.table, cfg.key_shift_pairs,
                               cfg.batch_size, np.random.default_rng([cfg.seed, 1]))
               if cfg.key_shift_pairs and corpus.table else {})
-    tracks = (key_tracks(model, control, lay, ids, lab, P, sums.layers, corpus.table, cfg.key_track_sites,
+    tracks = (key_tracks(model, control, lay, ids, lab, P, sums.layers, tables, corpus.table, cfg.key_track_sites,
                          cfg.batch_size, np.random.default_rng([cfg.seed, 3]))
               if cfg.key_track_sites and corpus.table and control is not None else {})
     heads = []

@@ -169,14 +169,23 @@ def bootstrap_ci(values: np.ndarray, docs: np.ndarray, rng: np.random.Generator)
     return np.quantile(means, [0.025, 0.975], axis=0)
 
 
+def pad_ids(table_meta: dict) -> dict[int, int]:
+    """The token id of the pad of each length ``MIN_PAD .. max_pad`` of a table corpus (its ``table`` record)."""
+    first = int(table_meta["first_pad_id"])
+    return {n: first + n - MIN_PAD for n in range(MIN_PAD, int(table_meta["max_pad"]) + 1)}
+
+
+def largest_shift(table_meta: dict) -> int:
+    """``D``: half the corpus's narrowest column gap, where a moved key is halfway to a neighbouring column."""
+    return max(1, min(table_meta["col_gap"]) // 2)
+
+
 def key_shift_tests(model, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, tables: dict | None, table_meta: dict,
                     n_pairs: int, batch_size: int, rng: np.random.Generator) -> dict[tuple[int, int], KeyShift | None]:
     """:class:`KeyShift` of every head of ``layers`` (module doc); None for every head when no site fits a
     shift. ``tables`` are the qk pass's rotary tables by layer (None without rotary), ``table_meta`` the corpus's
     ``table`` record (its pad ids and column gaps)."""
-    max_pad, first, gaps = int(table_meta["max_pad"]), int(table_meta["first_pad_id"]), table_meta["col_gap"]
-    pad_id = {n: first + n - MIN_PAD for n in range(MIN_PAD, max_pad + 1)}
-    D = max(1, min(gaps) // 2)
+    max_pad, pad_id, D = int(table_meta["max_pad"]), pad_ids(table_meta), largest_shift(table_meta)
     S = sites(lab, P)
     chosen = []
     for d in range(1, D + 1):

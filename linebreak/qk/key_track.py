@@ -62,7 +62,7 @@ import numpy as np
 from linebreak.corpus.tokenizer import MIN_PAD
 from linebreak.hooks import arch
 from linebreak.probe import ringing
-from linebreak.qk.key_shift import capture, key_angle
+from linebreak.qk.key_shift import capture, key_angle, largest_shift, pad_ids
 from linebreak.qk.keyclass import Pairs, pair_logits
 from linebreak.rules.qk import KEY_TRACK_MIN_SHARE
 
@@ -144,15 +144,19 @@ def site(lab: dict, b: int, t: int, s: int, max_pad: int) -> Site:
     return Site(b, t, s, before, lens, -int(down.sum()), int(up.sum()), -int(down[1:].sum()), int(up[1:].sum()))
 
 
-def track_sites(lab: dict, P: Pairs, max_pad: int, min_range: int, D: int, n_sites: int,
-                rng: np.random.Generator) -> list[Site]:
-    """The sites of the ``n_sites`` documents with the widest tracks, each document's widest (ties drawn with
-    ``rng``): pairs whose key is on the row just above and marks the query's next column start, with at least
-    ``D`` characters of room on each side and ``min_range`` in all. The widest, because a track must be long
-    for its curve to show turns at all."""
+def matching_sites(lab: dict, P: Pairs, max_pad: int) -> list[Site]:
+    """The :class:`Site` of every pair whose key is on the row just above and marks the query's next column
+    start, in pair order."""
+    return [site(lab, int(P.b[j]), int(P.t[j]), int(P.s[j]), max_pad)
+            for j in np.flatnonzero((P.rows == 1) & (P.k == P.target))]
+
+
+def track_sites(matching: list[Site], min_range: int, D: int, n_sites: int, rng: np.random.Generator) -> list[Site]:
+    """Of the ``matching`` sites, those of the ``n_sites`` documents with the widest tracks, each document's
+    widest (ties drawn with ``rng``), with at least ``D`` characters of room on each side and ``min_range`` in
+    all. The widest, because a track must be long for its curve to show turns at all."""
     best: dict[int, tuple[float, Site]] = {}
-    for j in np.flatnonzero((P.rows == 1) & (P.k == P.target)):
-        st = site(lab, int(P.b[j]), int(P.t[j]), int(P.s[j]), max_pad)
+    for st in matching:
         key = st.hi - st.lo + float(rng.random())  # the range, ties broken at random
         if -st.lo >= D and st.hi >= D and st.hi - st.lo >= min_range and key > best.get(st.b, (-1.0,))[0]:
             best[st.b] = (key, st)
@@ -160,15 +164,11 @@ def track_sites(lab: dict, P: Pairs, max_pad: int, min_range: int, D: int, n_sit
     return sorted((st for _, st in ranked), key=lambda st: st.b)
 
 
-def order_sites(lab: dict, P: Pairs, max_pad: int, D: int, n: int, rng: np.random.Generator) -> list[Site]:
-    """A seeded sample of up to ``n`` matching pairs on the row just above whose key has two or more pads before
-    it, the nearest able to take ``±D`` alone and the others together (module doc)."""
-    fit = []
-    for j in np.flatnonzero((P.rows == 1) & (P.k == P.target)):
-        st = site(lab, int(P.b[j]), int(P.t[j]), int(P.s[j]), max_pad)
-        if (len(st.pads) >= 2 and st.lens[0] - D >= MIN_PAD and st.lens[0] + D <= max_pad and st.far_lo <= -D
-                and st.far_hi >= D):
-            fit.append(st)
+def order_sites(matching: list[Site], max_pad: int, D: int, n: int, rng: np.random.Generator) -> list[Site]:
+    """A seeded sample of up to ``n`` of the ``matching`` sites whose key has two or more pads before it, the
+    nearest able to take ``±D`` alone and the others together (module doc)."""
+    fit = [st for st in matching if len(st.pads) >= 2 and st.lens[0] - D >= MIN_PAD and st.lens[0] + D <= max_pad
+           and st.far_lo <= -D and st.far_hi >= D]
     return [fit[i] for i in np.sort(rng.choice(len(fit), size=min(n, len(fit)), replace=False))] if fit else []
 
 
@@ -209,43 +209,43 @@ def logits_of(model, q, k, sites, which, layers, rep, tables) -> np.ndarray:
                                        arch.score_divisor(model, L)) for L in layers], axis=1)
 
 
-def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, table_meta: dict,
-               n_sites: int, batch_size: int, rng: np.random.Generator) -> dict[tuple[int, int], KeyTrack | None]:
+def key_tracks(model, control, lay, ids: np.ndarray, lab: dict, P: Pairs, layers, tables: dict | None,
+               table_meta: dict, n_sites: int, batch_size: int,
+               rng: np.random.Generator) -> dict[tuple[int, int], KeyTrack | None]:
     """:class:`KeyTrack` of every head of ``layers`` (module doc), ``control`` the random-init model of the same
-    architecture; None for every head when no site has the room. ``table_meta`` is the corpus's ``table``
-    record (pad ids, ``max_pad``, column gaps)."""
-    max_pad, first, gaps = int(table_meta["max_pad"]), int(table_meta["first_pad_id"]), table_meta["col_gap"]
-    pad_id = {n: first + n - MIN_PAD for n in range(MIN_PAD, max_pad + 1)}
-    D = max(1, min(gaps) // 2)
+    architecture; None for every head when no site has the room. ``tables`` are the qk pass's rotary tables of
+    ``model`` by layer (None without rotary), ``table_meta`` the corpus's ``table`` record (pad ids, ``max_pad``,
+    column gaps)."""
+    max_pad, pad_id, D = int(table_meta["max_pad"]), pad_ids(table_meta), largest_shift(table_meta)
     heads = [(L, h) for L in layers for h in range(lay.n_heads)]
-    sites = track_sites(lab, P, max_pad, max(gaps), D, n_sites, rng)
+    matching = matching_sites(lab, P, max_pad)
+    sites = track_sites(matching, max(table_meta["col_gap"]), D, n_sites, rng)
     if not sites:
         return {hd: None for hd in heads}
     far_sites = [st for st in sites if len(st.pads) >= 2 and st.far_lo <= -D and st.far_hi >= D]
     orders = {"near": sites, "far": far_sites} if far_sites else {"near": sites}
     rep = lay.n_heads // lay.n_kv_heads
     normed = arch.has_qk_norm(model)
+    ctl_tables = {L: arch.rotary_tables(control, ids.shape[1], L) for L in layers} if tables is not None else None
     runs = {}
     for order, sts in orders.items():
         docs, which, shift = edits(ids, sts, order, pad_id, max_pad)
         got = {}
-        for name, m in (("model", model), ("control", control)):
-            tables = {L: arch.rotary_tables(m, ids.shape[1], L) for L in layers} if arch.is_rotary(m) else None
+        for name, m, tab in (("model", model, tables), ("control", control, ctl_tables)):
             q, k = read(m, ids, sts, docs, which, layers, batch_size, normed)
-            got[name] = (logits_of(m, q, k, sts, which, layers, rep, tables), k)
-        runs[order] = (got, which, shift, len(sts))
-    both = order_sites(lab, P, max_pad, D, ORDER_PAIRS_PER_SITE * n_sites, rng)
+            got[name] = (logits_of(m, q, k, sts, which, layers, rep, tab), k)
+        runs[order] = (got, which, shift, [np.flatnonzero(which == j) for j in range(len(sts))])
+    both = order_sites(matching, max_pad, D, ORDER_PAIRS_PER_SITE * n_sites, rng)
     peaks = {}
     for order in ("near", "far"):
         docs, which, shift = edits(ids, both, order, pad_id, max_pad, deltas=(-D, 0, D))
-        tables = {L: arch.rotary_tables(model, ids.shape[1], L) for L in layers} if arch.is_rotary(model) else None
         q, k = read(model, ids, both, docs, which, layers, batch_size, normed)
         peaks[order] = (logits_of(model, q, k, both, which, layers, rep, tables), shift, which)
     out = {}
     for col, (L, h) in enumerate(heads):
         tracks = {}
-        for order, (got, which, shift, n) in runs.items():
-            curves = {name: [got[name][1][L][which == j, h // rep] for j in range(n)] for name in got}
+        for order, (got, which, shift, rows) in runs.items():
+            curves = {name: [got[name][1][L][r, h // rep] for r in rows] for name in got}
             tracks[order] = summarise(got["model"][0][:, col], got["control"][0][:, col], curves, shift, which,
                                       D, rng)
         pk = {order: peak_at(lg[:, col], shift, which, D) if both else float("nan")
