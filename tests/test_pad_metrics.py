@@ -63,6 +63,15 @@ def test_rows_after_the_first_are_determined_without_empty_cells(plain):
     assert later.sum() > 1000 and (q[later] == 1).all() and top[later].all()
 
 
+def test_rows_after_the_first_are_determined_with_overflowing_cells(tmp_path):
+    """A pad after a cell that overflows its column runs to the first start it can reach: still certain."""
+    c = load_corpus(generate_corpus(dataclasses.replace(BASE, overflow=0.5, n_val=200), tmp_path / "o"))
+    lab, s, q, top = bayes(c)
+    later = lab["next_is_pad"] & (lab["line_index"] >= 1)
+    assert c.meta["stats"]["validation"]["overflowing_cells"] > 100
+    assert later.sum() > 500 and (q[later] == 1).all() and top[later].all()
+
+
 def test_skip_probability_is_calibrated(tmp_path):
     """With half the documents shifted, the Bayes probability of "the pad skips no cell" is calibrated."""
     c = load_corpus(generate_corpus(dataclasses.replace(BASE, empty_cells=0.5, n_val=800), tmp_path / "s"))

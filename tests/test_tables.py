@@ -1,5 +1,6 @@
 """Column-aligned table corpora: the layout, pads that align characters (not tokens), the table labels, the
-empty-cell guarantee, the mixture with prose, the tokenizer round trip, determinism and bad input."""
+empty-cell guarantee, cells that overflow their column (tab stops), the mixture with prose, the tokenizer round
+trip, determinism and bad input."""
 
 import dataclasses
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from linebreak.corpus import CorpusConfig, generate_corpus, load_corpus
-from linebreak.corpus.tokenizer import build_tokenizer
+from linebreak.corpus.tokenizer import MIN_PAD, build_tokenizer
 from linebreak.io import UserError
 
 TABLE = CorpusConfig(layout="table", seq_len=160, n_train=40, n_val=40, vocab_size=60, max_word_len=6,
@@ -23,6 +24,12 @@ def plain(tmp_path_factory):
 def shifted(tmp_path_factory):
     cfg = dataclasses.replace(TABLE, empty_cells=1.0, table_cols=(3, 4, 5, 6), seed=1)
     return load_corpus(generate_corpus(cfg, tmp_path_factory.mktemp("s") / "c"))
+
+
+@pytest.fixture(scope="module")
+def overflowing(tmp_path_factory):
+    cfg = dataclasses.replace(TABLE, overflow=0.5, table_cols=(4, 5, 6), seed=2)
+    return load_corpus(generate_corpus(cfg, tmp_path_factory.mktemp("o") / "c"))
 
 
 def rows_of(lab, d):
@@ -117,6 +124,36 @@ def test_ordinal_and_count_keys_disagree_in_every_row(shifted):
     assert not lab["pad_determined"].any()
 
 
+def test_overflowing_cells_run_on_to_the_first_start_a_pad_can_reach(overflowing):
+    """Tab stops: every pad ends at the first column start at least MIN_PAD past the content, whether the cell
+    fits its column or not; cells overflow only after row 0, and then the j-th cell of a row sits in another
+    column than the row above's; the corpus's count of overflowing cells is the one read off the rows here."""
+    lab, s = overflowing.labels("validation"), overflowing.splits["validation"]
+    lengths = overflowing.token_lengths[s.input_ids]
+    found = beyond_a_width = 0
+    for d in range(len(s.width)):
+        starts = s.layout["col_starts"][d][s.layout["col_starts"][d] >= 0]
+        pads = np.flatnonzero(lab["is_pad"][d])
+        end, before = lab["count"][d, pads], lab["count"][d, pads - 1]
+        first_reachable = starts[np.searchsorted(starts, before + MIN_PAD)]
+        np.testing.assert_array_equal(end, first_reachable)
+        np.testing.assert_array_equal(lab["next_col"][d, pads - 1] - before, lengths[d, pads])
+        cells = np.flatnonzero(lab["cell_start"][d])
+        np.testing.assert_array_equal(lab["count"][d, cells] - lengths[d, cells], starts[lab["col_index"][d, cells]])
+        # a cell overflows when the pad closing it passes a column start: it ends two columns on
+        col = lab["col_index"][d, cells[np.searchsorted(cells, pads) - 1]]  # the column of the cell each pad closes
+        over = pads[(col + 2 < len(starts)) & (end == starts[np.minimum(col + 2, len(starts) - 1)])]
+        assert all(lab["line_index"][d, p] >= 1 for p in over)  # row 0 shows the whole layout
+        found += len(over)
+        beyond_a_width += int((lengths[d, pads] > max(TABLE.col_gap) - 1).sum())
+    assert found > 50 and found == overflowing.meta["stats"]["validation"]["overflowing_cells"]
+    assert beyond_a_width > 0 and overflowing.table["max_pad"] == max(TABLE.col_gap) + 1
+    later = lab["cell_start"] & (lab["line_index"] >= 1)
+    assert (lab["cell_index"] != lab["col_index"])[later].mean() > 0.2
+    assert (lab["cell_index"] == lab["col_index"])[lab["cell_start"] & (lab["line_index"] == 0)].all()
+    assert lab["pad_determined"][lab["is_pad"] & (lab["line_index"] >= 1)].all()
+
+
 def test_mixture_holds_tables_and_wrapped_prose(tmp_path):
     c = load_corpus(generate_corpus(dataclasses.replace(TABLE, table_fraction=0.5, widths=(20, 30)), tmp_path / "m"))
     s, lab = c.splits["train"], c.labels("train")
@@ -157,7 +194,9 @@ def test_prose_settings_record_has_no_table_fields(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(col_gap=(7, 8)), dict(empty_cells=0.5, table_cols=(2, 3)),
-                                 dict(table_fraction=1.5), dict(layout="grid"), dict(cell_words=0)])
+                                 dict(table_fraction=1.5), dict(layout="grid"), dict(cell_words=0),
+                                 dict(overflow=1.5), dict(overflow=0.5, empty_cells=0.5),
+                                 dict(overflow=0.5, table_cols=(2, 3))])
 def test_bad_table_settings_are_refused(tmp_path, bad):
     with pytest.raises(UserError):
         generate_corpus(dataclasses.replace(TABLE, **bad), tmp_path / "x")

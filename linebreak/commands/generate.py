@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if meta.get("table"):
         s = meta["stats"]["train"]
         print(f"tables: {s['table_documents']} of {s['documents']} training documents ({s['shifted_documents']} "
-              f"with empty cells), {s['table_rows']} rows, {s['pads']} pads ({s['pads_determined']} determined); "
+              f"with empty cells), {s['table_rows']} rows, {s.get('overflowing_cells', 0)} overflowing cells, "
+              f"{s['pads']} pads ({s['pads_determined']} determined); "
               f"pad tokens of {meta['table']['min_pad']}..{meta['table']['max_pad']} spaces")
     return 0

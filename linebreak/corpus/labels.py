@@ -28,17 +28,20 @@ and False):
   closes), counting only the cells written (-1 at ``<bos>`` and newlines). Equal to ``col_index`` unless a cell
   of the row was left empty: it is what "the j-th cell of the row above" reads, where ``col_index`` is what the
   same character column reads;
-- ``next_col``: the first column start after ``count`` (-1 past the last column): at ``t`` before a pad
-  that does not skip an empty cell, the pad's length is ``next_col - count``;
-- ``cell_start``: ``t`` is the first word of a cell (it starts at a column start);
+- ``next_col``: the first column start at least ``MIN_PAD`` past ``count`` (-1 past the last column): at
+  ``t`` before a pad that does not skip an empty cell, the pad's length is ``next_col - count`` (after a cell
+  that overflows its column too: the pad runs to the first start it can reach);
+- ``cell_start``: ``t`` is the first word of a cell (the first token of its row, or the one after a pad);
 - ``pad_determined``: ``t`` is a pad on a row >= 1 of a document without empty cells: its length follows
-  from the layout, which row 0 shows in full. (In a shifted document whether a pad skips a cell is a draw:
-  the Bayes reference of :mod:`linebreak.train.baselines` gives its probability.)
+  from the count and the layout, which row 0 shows in full. (In a shifted document whether a pad skips a cell
+  is a draw: the Bayes reference of :mod:`linebreak.train.baselines` gives its probability.)
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from linebreak.corpus.tokenizer import MIN_PAD
 
 LABEL_NAMES = ("count", "width", "remaining", "line_len", "is_newline", "next_is_newline", "next_word_len",
                "line_index")
@@ -110,7 +113,7 @@ def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: 
     chars = np.where(nl, 0, np.asarray(token_lengths, dtype=np.int64))
     begin = count - chars  # where t's first character sits on its line
     real = (chars > 0) & ~nl
-    after = np.searchsorted(starts, count, side="right")
+    after = np.searchsorted(starts, count + MIN_PAD, side="left")  # a pad holds at least MIN_PAD spaces
     before = np.cumsum(pad) - pad  # pads before t in the document; less those before its row's first token
     row_start = np.concatenate([[True], lab["line_index"][1:] != lab["line_index"][:-1]])
     cells = before - np.maximum.accumulate(np.where(row_start, before, 0))
@@ -120,7 +123,7 @@ def table_labels(lab: dict[str, np.ndarray], token_lengths: np.ndarray, is_pad: 
         "col_index": np.where(real, np.searchsorted(starts, begin, side="right") - 1, -1).astype(np.int64),
         "cell_index": np.where(real, cells, -1).astype(np.int64),
         "next_col": np.where(after < len(starts), starts[np.minimum(after, len(starts) - 1)], -1),
-        "cell_start": real & ~pad & np.isin(begin, starts),
+        "cell_start": real & ~pad & np.concatenate([[True], (pad | (chars == 0))[:-1]]),  # after <bos>, \n, pad
         "pad_determined": pad & (lab["line_index"] >= 1) & (not shifted),
     }
 

@@ -53,19 +53,20 @@ FORMAT = "linebreak-corpus/1"
 SPLITS = ("train", "validation")
 DOC_SEPARATOR = "\n\f\n"  # between documents in the split's .txt file
 LAYOUTS = ("prose", "table")
-TABLE_FIELDS = ("table_fraction", "table_cols", "col_gap", "cell_words", "empty_cells")  # with layout
+TABLE_FIELDS = ("table_fraction", "table_cols", "col_gap", "cell_words", "empty_cells", "overflow")  # with layout
 LAYOUT_KEYS = ("col_starts", "shifted")  # a table corpus's per-document arrays beside input_ids
 TABLE_LABEL_MEANINGS = {
     "is_pad": "the token is a pad (a run of k >= 2 spaces, character length k)",
     "next_is_pad": "the next token is a pad: where a pad decision is scored",
     "col_index": "the column the token's first character lies in (-1: <bos>, newline, prose document)",
     "cell_index": "the pads before the token on its row: the ordinal of the cell it is in (a pad: the cell it "
-                  "closes), counting only written cells; equals col_index unless a cell of the row was left empty",
-    "next_col": "the first column start after the token's count (-1: past the last column); before a pad "
-                "that skips no empty cell, the pad's length is next_col - count",
-    "cell_start": "the token is the first word of a cell (it starts at a column start)",
+                  "closes), counting only written cells; equals col_index unless a cell of the row was left empty or "
+                  "overflowed",
+    "next_col": "the first column start at least min_pad characters past the token's count (-1: past the last "
+                "column); before a pad that skips no empty cell, the pad's length is next_col - count",
+    "cell_start": "the token is the first word of a cell (first of its row or after a pad; at a column start)",
     "pad_determined": "a pad on a row >= 1 of a document without empty cells: its length follows from the "
-                      "layout, which row 0 shows in full",
+                      "count and the layout, which row 0 shows in full (overflowing cells included)",
     "line_index": "the row (0 = the first, where the layout is still a draw)",
     "width": "a table document's width: the sum of its column widths",
 }
@@ -102,6 +103,10 @@ class CorpusConfig:
         "help": "layout table: share of table documents whose every row after the first leaves a different "
                 "interior cell (or none) empty than the row above, so the k-th cell of the row above is not "
                 "the same column"})
+    overflow: float = field(default=0.0, metadata={
+        "help": "layout table: chance that a cell of a row after the first runs past its column's end, its pad "
+                "on to the next column but one (tab stops), so no pad is its column's width less its cell; "
+                "not with empty_cells"})
     long_words: str = field(default="alone", metadata={
         "help": "--text: a word longer than the line (a URL, a table rule): alone (on a line of its own, "
                 "labelled over_long, counted in metadata.json) | refuse (a one-line error). Synthetic words "
@@ -115,9 +120,12 @@ class CorpusConfig:
         require(0 <= self.table_fraction <= 1, f"table_fraction must be within [0, 1], got {self.table_fraction}")
         require(0 <= self.empty_cells <= 1, f"empty_cells must be within [0, 1], got {self.empty_cells}")
         require(bool(self.table_cols) and bool(self.col_gap), "table_cols and col_gap: give at least one value")
-        least = 3 if self.empty_cells > 0 else 2  # an empty cell is an interior one
+        require(0 <= self.overflow <= 1, f"overflow must be within [0, 1], got {self.overflow}")
+        require(not (self.overflow > 0 and self.empty_cells > 0), "overflow and empty_cells: choose one")
+        skips = "empty_cells" if self.empty_cells > 0 else "overflow" if self.overflow > 0 else ""
+        least = 3 if skips else 2  # an empty cell is an interior one; an overflowing cell runs on into a third
         require(min(self.table_cols) >= least, f"table_cols must be >= {least}"
-                f"{' with empty_cells' if least == 3 else ''}, got {min(self.table_cols)}")
+                f"{' with ' + skips if skips else ''}, got {min(self.table_cols)}")
         require(self.cell_words >= 1, f"cell_words must be positive, got {self.cell_words}")
         require(self.long_words in LONG_WORDS, f"long_words {self.long_words!r}: choose {' or '.join(LONG_WORDS)}")
 
@@ -266,7 +274,7 @@ def _table_split(cfg, vocab, widths, n_docs, split_index):
     for d in range(n_docs):
         if rng.random() < cfg.table_fraction:
             ids[d, 1:], starts, doc_widths[d], shifted[d] = tables.table_document(
-                vocab, cfg.seq_len - 1, rng, cols, gaps, cfg.cell_words, cfg.empty_cells)
+                vocab, cfg.seq_len - 1, rng, cols, gaps, cfg.cell_words, cfg.empty_cells, cfg.overflow)
             col_starts[d, :len(starts)] = starts
         else:
             doc_widths[d] = int(rng.choice(widths))
@@ -317,6 +325,21 @@ def split_documents(docs: list, doc_widths: list[int], cfg: CorpusConfig) -> dic
             "validation": CorpusSplit(ids[-n_val:], ws[-n_val:])}
 
 
+def overflowing_cells(labels: dict[str, np.ndarray], layout: dict[str, np.ndarray]) -> int:
+    """Cells that run past their column's end (``overflow``), counted in documents without empty cells: the pad
+    closing cell ``j`` (its ``cell_index``) of a row ends at column start ``e``; each overflow before it on the
+    row makes ``e - j - 1`` one larger."""
+    total, col_starts = 0, layout["col_starts"]
+    for d in np.flatnonzero((col_starts[:, 0] >= 0) & (layout["shifted"] == 0)):
+        pads = np.flatnonzero(labels["is_pad"][d])
+        starts = col_starts[d][col_starts[d] >= 0]
+        skips = np.searchsorted(starts, labels["count"][d, pads]) - labels["cell_index"][d, pads] - 1
+        rows = labels["line_index"][d, pads]
+        last = np.r_[rows[1:] != rows[:-1], True] if len(pads) else np.zeros(0, dtype=bool)
+        total += int(skips[last].sum())  # skips never fall along a row: its last pad holds the row's count
+    return total
+
+
 def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLINE_ID,
            pad_by_id: np.ndarray | None = None, over_long: bool = False) -> dict:
     labels = labels_for_split(split.input_ids, split.width, tok_lengths, newline_id, split.layout, pad_by_id,
@@ -338,7 +361,8 @@ def _stats(split: CorpusSplit, tok_lengths: np.ndarray, newline_id: int = NEWLIN
         is_table = split.layout["col_starts"][:, 0] >= 0
         table = {"table_documents": int(is_table.sum()), "shifted_documents": int(split.layout["shifted"].sum()),
                  "table_rows": int(rows[is_table].sum()), "pads": int(labels["is_pad"].sum()),
-                 "pads_determined": int(labels["pad_determined"].sum())}
+                 "pads_determined": int(labels["pad_determined"].sum()),
+                 "overflowing_cells": overflowing_cells(labels, split.layout)}
     word_len = (lengths - spaced)[is_word]
     lines = labels["line_index"][:, -1] + 1
     return {
@@ -375,7 +399,7 @@ def generate_corpus(cfg: CorpusConfig, out_dir: str | Path, force: bool = False)
     splits, vocab, widths = build_corpus(cfg)
     extra = {}
     if cfg.layout == "table":
-        longest = tables.max_pad(sorted(set(cfg.col_gap)), cfg.empty_cells)
+        longest = tables.max_pad(sorted(set(cfg.col_gap)), cfg.empty_cells, cfg.overflow)
         extra["table"] = {"first_pad_id": first_pad_id(len(vocab.words)), "min_pad": MIN_PAD, "max_pad": longest,
                           **{k: getattr(cfg, k) for k in TABLE_FIELDS},
                           "labels": {k: TABLE_LABEL_MEANINGS.get(k) for k in ("line_index", "width",

@@ -24,6 +24,16 @@ The generator, per document:
   every row. (Rows with patterns ``a != b``: at ``j = min`` of the two empty columns, one row has column
   ``j`` and the other ``j + 1``; "no empty cell" counts as ``C - 1`` there.) With 3 columns the rows simply
   alternate full and empty-middle.
+- with ``overflow`` > 0 (tab-stop semantics; not with empty cells), each cell of a row ``r >= 1`` in a column
+  ``c <= C - 3`` runs past its column's end with probability ``overflow``: its content is redrawn, from
+  ``1..2 * cell_words`` words, until it ends where a pad of ``MIN_PAD`` can no longer reach column ``c + 1``
+  but can reach ``c + 2`` (``g_c - 1 <= L <= g_c + g_{c+1} - 2``), and its pad runs on to the start of
+  ``c + 2``; a cell that finds no such content in :data:`OVERFLOW_TRIES` draws is written as a plain one.
+  Every pad still ends at the first column start at least ``MIN_PAD`` past the content, so after row 0 its
+  length follows from the count and the layout alone; but a column's width is no longer "pad plus cell" in
+  every row, and after an overflow the j-th cell of a row sits in another column than the row above's: the
+  relative reading ("this cell's pad is its column's width less its content, column j of row 0") must track
+  every overflow of the row, one after the other, where the count's reading is one comparison.
 
 The Bayes reference for pad lengths (:mod:`linebreak.train.baselines`) uses :func:`gap_posterior` (row 0,
 where the next start is a draw) and :func:`skip_probability` (later rows of shifted documents, where
@@ -38,6 +48,7 @@ from linebreak.corpus.tokenizer import FIRST_WORD_ID, MIN_PAD, NEWLINE_ID, first
 from linebreak.corpus.words import WordVocab
 
 NO_EMPTY = 0  # the row pattern without an empty cell
+OVERFLOW_TRIES = 200  # draws of an overflowing cell's content before it is written as a plain cell
 
 
 def draw_layout(rng: np.random.Generator, cols: list[int], gaps: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +66,7 @@ def allowed_patterns(n_cols: int, above: int | None) -> list[int]:
 
 
 def table_document(vocab: WordVocab, n_tokens: int, rng: np.random.Generator, cols: list[int],
-                   gaps: list[int], cell_words: int, empty_cells: float
+                   gaps: list[int], cell_words: int, empty_cells: float, overflow: float = 0.0
                    ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """One table document of ``n_tokens`` token ids (no ``<bos>``): the ids, the column starts, the width and
     whether it is shifted (see the module docstring)."""
@@ -63,32 +74,51 @@ def table_document(vocab: WordVocab, n_tokens: int, rng: np.random.Generator, co
     spaced, pad0 = FIRST_WORD_ID + n, first_pad_id(n)
     g, starts = draw_layout(rng, cols, gaps)
     shifted = bool(rng.random() < empty_cells)
-    lengths, probs = vocab.lengths, vocab.probs
     out: list[int] = []
-    above = None
+    above, row = None, 0
     while len(out) < n_tokens:
         pattern = int(rng.choice(allowed_patterns(len(g), above))) if shifted else NO_EMPTY
-        pos = 0
-        for c in range(len(g)):
+        pos, c = 0, 0
+        while c < len(g):
             if pattern != NO_EMPTY and c == pattern:
+                c += 1
                 continue
             if c > 0:
                 out.append(pad0 + int(starts[c] - pos) - MIN_PAD)
                 pos = int(starts[c])
-            while True:  # redraw the whole cell until it fits before a pad of MIN_PAD spaces
-                words = rng.choice(n, size=int(rng.integers(1, cell_words + 1)), p=probs)
-                if lengths[words].sum() + len(words) - 1 <= g[c] - MIN_PAD:
-                    break
+            words = None
+            if overflow > 0 and row >= 1 and c + 2 < len(g) and rng.random() < overflow:
+                words = cell_words_in(vocab, rng, 2 * cell_words, int(g[c]) - 1, int(g[c] + g[c + 1]) - MIN_PAD,
+                                      OVERFLOW_TRIES)
+            span = 1 if words is None else 2
+            if words is None:  # a plain cell: redrawn until it fits before a pad of MIN_PAD spaces
+                words = cell_words_in(vocab, rng, cell_words, 0, int(g[c]) - MIN_PAD)
             out += [FIRST_WORD_ID + int(words[0])] + [spaced + int(w) for w in words[1:]]
-            pos += int(lengths[words].sum() + len(words) - 1)
+            pos += int(vocab.lengths[words].sum() + len(words) - 1)
+            c += span
         out.append(NEWLINE_ID)
-        above = pattern
+        above, row = pattern, row + 1
     return np.asarray(out[:n_tokens], dtype=np.int64), starts, int(g.sum()), shifted
 
 
-def max_pad(gaps: list[int], empty_cells: float) -> int:
-    """The longest pad a table can hold: a one-character cell, and with empty cells the next column too."""
-    return (2 if empty_cells > 0 else 1) * max(gaps) - 1
+def cell_words_in(vocab: WordVocab, rng: np.random.Generator, most: int, lo: int, hi: int,
+                  tries: int | None = None) -> np.ndarray | None:
+    """The word ids of one cell, ``1..most`` words drawn by frequency, redrawn (all of them) until the content,
+    separating spaces included, has ``lo..hi`` characters; None after ``tries`` draws (None: no limit)."""
+    n, k = len(vocab.words), 0
+    while tries is None or k < tries:
+        words = rng.choice(n, size=int(rng.integers(1, most + 1)), p=vocab.probs)
+        if lo <= vocab.lengths[words].sum() + len(words) - 1 <= hi:
+            return words
+        k += 1
+    return None
+
+
+def max_pad(gaps: list[int], empty_cells: float, overflow: float = 0.0) -> int:
+    """The longest pad a table can hold: a one-character cell; with empty cells, the next column too; after an
+    overflowing cell, which ends at least one character before the next column's start, that column and one."""
+    longest = (2 if empty_cells > 0 else 1) * max(gaps) - 1
+    return max(longest, max(gaps) + 1) if overflow > 0 else longest
 
 
 # ---- the generator's distribution, for the Bayes reference ------------------------------------------------------

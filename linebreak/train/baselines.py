@@ -90,7 +90,8 @@ def pad_length_bayes(labels: dict[str, np.ndarray], col_starts: np.ndarray, pad_
 
     Row 0: the next column start is a draw, ``start + g`` with ``g`` from :func:`linebreak.corpus.tables.
     gap_posterior` given the cell's content length. Rows >= 1: row 0 has shown the whole layout, so the pad
-    ends at the next column start, unless a shifted document skips an empty cell there; that happens with
+    ends at the first column start it can reach (``next_col``: past an overflowing cell's column too), unless a
+    shifted document skips an empty cell there; that happens with
     :func:`linebreak.corpus.tables.skip_probability`, where P(shifted) starts at ``empty_cells`` and is updated
     by each finished row's pattern of empty cells. Returns ``(q, top)`` [n_docs, T]: the probability of the
     pad that came (``pad_len``, the next token's length), and whether it is the most probable length (ties
@@ -127,7 +128,7 @@ def pad_length_bayes(labels: dict[str, np.ndarray], col_starts: np.ndarray, pad_
             else:
                 skipped = len(present) < c + 1  # a column before this one was left empty in this row
                 ps = 0.0 if skipped else tab.skip_probability(n_cols, c, above, p_shift)
-                dist = {int(starts[c + 1]) - n: 1 - ps}
+                dist = {int(labels["next_col"][d][t]) - n: 1 - ps}  # an overflowing cell's pad: the start after
                 if ps > 0:
                     dist[int(starts[c + 2]) - n] = ps
             q[d, t] = dist.get(int(pad_len[d, t]), 0.0)
