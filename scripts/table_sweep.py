@@ -40,7 +40,8 @@ import sys
 from pathlib import Path
 
 from linebreak.io import save_json, write_text
-from linebreak.rules.qk import KEY_SHIFT_MIN_PEAK, KEY_TRACK_MIN_SHARE
+from linebreak.qk import key_track
+from linebreak.rules.qk import KEY_SHIFT_MIN_PEAK, KEY_TRACK_BAND_NATS, KEY_TRACK_MIN_SHARE
 
 TARGET_PAD_ACC = 0.95  # issue 19: pad accuracy from the second row on
 TARGET_TOP6, TARGET_PC1 = 0.9, 0.7  # the centroids' top 6 PCs hold >= 90 %, PC1 < 0.7
@@ -465,6 +466,10 @@ def track_table(runs: dict) -> str:
     def span(t):
         return f"{t['shifts'][0]}..{t['shifts'][-1]}"
 
+    def window(t):  # the shifts within KEY_TRACK_BAND_NATS of the top ("<" / ">": open to the track's end)
+        lo, hi = key_track.band(key_track.Track(**t))
+        return f"{lo if lo is not None else '<'}..{hi if hi is not None else '>'}"
+
     def ring(t):
         return (f"{t['sign_changes']:.1f} ({t['turns']:.2f} turns), {t['rings_control_not']:.2f} "
                 f"({t['walk_rings']:.2f})")
@@ -479,15 +484,17 @@ def track_table(runs: dict) -> str:
         lines.append(
             f"| {n} | {name} | {near['n_sites']} / {far['n_sites'] if far else 0} | "
             f"{span(near)} / {span(far) if far else 'n/a'} | "
-            f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {kt['peak_near_both']:+.2f} / "
+            f"{dips(near, D)} / {dips(far, D) if far else 'n/a'} | {window(near)} / {window(far) if far else 'n/a'} | "
+            f"{kt['peak_near_both']:+.2f} / "
             f"{kt['peak_far_both']:+.2f} ({kt['n_both']}) | {near['turn_rate']:.3f} / "
             f"{far['turn_rate'] if far else nan:.3f} / {near['turn_rate_control']:.3f} | "
             f"{ring(near)} / {ring(far) if far else 'n/a'} | {'yes' if kt['rings'] else 'no'} | "
             f"{', '.join(ringing) or 'none'} | {', '.join(peaking) or 'none'} |")
     return section("| model | head | sites: near / far | shifts: near / far | logit change at -2D, -D, +D, +2D: near / "
-                   "far (nats) | peak at D on the same keys: near / far (keys) | key turn per char: near / far / "
-                   "random-init near (rad) | median gated sign changes (turns), share ringing where the controls do "
-                   "not (walks that ring): near / far | rings | heads whose tracks ring | heads whose key-shift "
+                   f"far (nats) | shifts within {KEY_TRACK_BAND_NATS:g} nat of the top: near / far | peak at D on "
+                   "the same keys: near / far (keys) | key turn per char: near / far / random-init near (rad) | "
+                   "median gated sign changes (turns), share ringing where the controls do not (walks that ring): "
+                   "near / far | rings | heads whose tracks ring | heads whose key-shift "
                    "peak is >= 0.5: near / far on the same keys |", lines)
 
 

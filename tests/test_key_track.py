@@ -10,7 +10,7 @@ from linebreak.corpus.labels import labels_for_split
 from linebreak.qk import keyclass
 from linebreak.qk.collect import select_docs
 from linebreak.qk.key_shift import pad_ids
-from linebreak.qk.key_track import KeyTrack, edits, key_tracks, matching_sites, site, spill, track_sites
+from linebreak.qk.key_track import KeyTrack, Track, band, edits, key_tracks, matching_sites, site, spill, track_sites
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,25 @@ def test_a_planted_helix_track_rings_and_a_ramp_does_not():
     np.testing.assert_allclose(ring.logit, -0.1 * np.abs(np.arange(-20, 21)))
     line = planted(ramp)
     assert line.rings_control_not == 0.0 and line.gate_open == 1.0 and line.sign_changes == 1
+
+
+def test_the_band_is_the_count_window_within_a_nat_of_the_top():
+    """A flat top with quadratic walls is bounded on both sides at the last shifts within 1 nat; a ramp leaves its
+    rising side open; shifts that few sites reach are not read."""
+    shifts = np.arange(-30, 41)
+    walls = -np.where(shifts < 0, (shifts / 6.0) ** 2, np.where(shifts > 20, ((shifts - 20) / 6.0) ** 2, 0.0))
+    n = np.where(np.abs(shifts) > 35, 1, 32)
+
+    def track(logit):
+        nan = float("nan")
+        return Track(n_sites=32, shifts=shifts.tolist(), n=n.tolist(), logit=list(logit), logit_control=list(logit),
+                     turn_rate=nan, turn_rate_control=nan, gate_open=1.0, sign_changes=nan,
+                     sign_changes_control=nan, turns=nan, turns_control=nan, rings_control_not=0.0, walk_rings=0.0,
+                     peak=nan)
+
+    assert band(track(walls)) == (-6, 26)  # (6/6)^2 = 1 nat: the last shift inside on each side
+    ramp = 0.1 * shifts
+    assert band(track(ramp)) == (25, None)  # 0.1 * (35 - 25) = 1: shifts past 35 have too few sites
+    spike = walls.copy()
+    spike[shifts == 38] = 5.0  # one site's outlier past the read range moves nothing
+    assert band(track(spike)) == (-6, 26)

@@ -40,7 +40,9 @@ column gap; the far track uses those of them with two or more pads before the ke
   unrelated draws, so its tracks jump and close the gate, and a closed gate rings by no one's standard; but
   a smooth curve with independent steps has Fourier-like PCs, and the gate cannot tell those from ringing
   (:mod:`linebreak.probe.ringing`);
-- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift);
+- ``peak``: ``logit(0) - (logit(D) + logit(-D)) / 2`` (``D`` as in the key shift); and, read off the logit
+  profile by :func:`band`, the shifts around its top within ``KEY_TRACK_BAND_NATS`` of it: the count window the
+  head accepts, which a broad match has wide and a ramp leaves open on one side;
 
 and, per head, the two orders on the same keys, drawn as the key shift draws its pairs (a seeded sample of up
 to ``ORDER_PAIRS_PER_SITE * sites`` matching pairs, not the widest documents): ``peak_near_both`` and
@@ -64,7 +66,7 @@ from linebreak.hooks import arch
 from linebreak.probe import ringing
 from linebreak.qk.key_shift import capture, key_angle, largest_shift, pad_ids
 from linebreak.qk.keyclass import Pairs, pair_logits
-from linebreak.rules.qk import KEY_TRACK_MIN_SHARE
+from linebreak.rules.qk import KEY_TRACK_BAND_NATS, KEY_TRACK_MIN_SHARE
 
 ORDER_PAIRS_PER_SITE = 8  # the order comparison's pairs per track site: 256 at the default 32, the key shift's
 
@@ -272,6 +274,22 @@ def peak_at(values: np.ndarray, shift: np.ndarray, which: np.ndarray, D: int) ->
     at = {d: dict(zip(which[shift == d], values[shift == d])) for d in (-D, 0, D)}
     both = sorted(set(at[-D]) & set(at[D]) & set(at[0]))
     return float(np.mean([at[0][j] - (at[D][j] + at[-D][j]) / 2 for j in both])) if both else float("nan")
+
+
+def band(track: Track, drop: float = KEY_TRACK_BAND_NATS, min_share: float = 0.25) -> tuple[int | None, int | None]:
+    """The shifts around a track's top where its mean logit stays within ``drop`` nats of the top, read where at
+    least ``min_share`` of its sites reach: ``(lo, hi)``, the last shifts inside on each side; ``None`` on a
+    side whose track ends before the logit falls that far (the band is wider than the row allows). A count
+    match that peaks has a band bounded on both sides, whatever its width; a ramp has one open side."""
+    n = np.asarray(track.n)
+    ok = n >= min_share * max(int(n.max()), 1)
+    shifts, logit = np.asarray(track.shifts)[ok], np.asarray(track.logit)[ok]
+    top = int(np.argmax(logit))
+    out = logit < logit[top] - drop
+    below, above = np.flatnonzero(out[:top]), np.flatnonzero(out[top:])
+    lo = int(shifts[below[-1] + 1]) if len(below) else None
+    hi = int(shifts[top + above[0] - 1]) if len(above) else None
+    return lo, hi
 
 
 def summarise(logit: np.ndarray, logit_ctl: np.ndarray, curves: dict, shift: np.ndarray, which: np.ndarray, D: int,

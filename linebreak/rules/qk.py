@@ -49,6 +49,11 @@ KEY_SHIFT_BOOTSTRAP = 200
 # curve rings behind the ringing gate where the random-init control's track of the same edits does not: a
 # majority of documents, so that one smooth lucky track cannot carry the claim. Set before any track was read.
 KEY_TRACK_MIN_SHARE = 0.5
+# The count window a head accepts (linebreak.qk.key_track.band): the shifts of a key track whose mean logit stays
+# within 1 nat of its top, where the key keeps at least e^-1 = 0.37 of its best attention odds. A description of
+# the profile, not a verdict; set after the overflow tables (docs/research/tables.md) showed flat-topped profiles
+# that the +-D peak reads as ~0.
+KEY_TRACK_BAND_NATS = 1.0
 
 # ---- which published picture the comparison matches (linebreak.study.findings.qk) ----------------------------
 # A twist puts the comparison in the interaction of count and width; an addition puts it in a count effect plus
