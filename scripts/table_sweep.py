@@ -252,7 +252,7 @@ def table(runs: dict) -> str:
     lines = ["| model | pad acc rows>=1 (Bayes) | best layer: count R², PC1, top 6, gated sign changes (turns) "
              "(control's) | "
              "verdict head: max cos, slope, R², eps; halves; random-init model | key side η²+ (p) | "
-             "key ablation: head, same, other (shares) | "
+             "key ablation: head, same, other (shares; same column from the key's own document) | "
              "column head: match share, η² chr / tok; key side; key ablation | "
              "verdict head's own query / key side: PC1, top 6, gated sign changes (turns) | targets met |",
              "|" + "---|" * 9]
@@ -273,13 +273,22 @@ def table(runs: dict) -> str:
             f"{r['control_qk']['slope']:.2f}, {r['control_qk']['r2']:.2f}) | "
             f"{ks['excess']:+.3f} ({ks['p_value']:.3f}) | {ab['head_removed']:+.3f}, "
             f"{ab['resample_same_column']:+.3f}, "
-            f"{ab['resample_other_column']:+.3f} ({ab['same_column_share']:.2f}, {ab['other_column_share']:.2f}) | "
+            f"{ab['resample_other_column']:+.3f} ({ab['same_column_share']:.2f}, {ab['other_column_share']:.2f})"
+            f"{own(ab)} | "
             f"{r['column_head']}: {col['attention']['match_share']:.2f}, {col['attention']['count_offset_eta2']:.2f} / "
             f"{col['attention']['token_offset_eta2']:.2f}; key side {col['key_side']['excess']:+.3f}; "
             f"{cab['head_removed']:+.3f}, {cab['resample_same_column']:+.3f}, {cab['resample_other_column']:+.3f} "
-            f"({cab['same_column_share']:.2f}, {cab['other_column_share']:.2f}) | {space(lead)} | "
+            f"({cab['same_column_share']:.2f}, {cab['other_column_share']:.2f}){own(cab)} | {space(lead)} | "
             f"{len(met)}/{len(r['targets'])}: {', '.join(met)} |")
     return "\n".join(lines) + "\n"
+
+
+def own(ab: dict) -> str:
+    """The same-column resample drawn from the key's own document, where the record has it: its share of the
+    head's effect and the share of keys that had such a partner."""
+    if ab.get("same_document_share") is None:
+        return ""
+    return f"; own document {ab['same_document_share']:.2f} ({ab['same_document_keys']:.2f} of keys)"
 
 
 def figure(runs: dict, path: Path) -> None:

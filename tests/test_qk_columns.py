@@ -203,8 +203,25 @@ def test_column_key_ablation_on_a_trained_table_model(loaded):
     for a in res.heads:
         assert a.base_pad_loss == base
         assert np.isfinite([a.head_removed, a.mean, a.resample_same_column, a.resample_other_column]).all()
+        assert np.isfinite(a.resample_same_document) and 0 < a.same_document_keys <= 1
         if a.head_removed > 1e-9:
             assert a.same_column_share == pytest.approx(a.resample_same_column / a.head_removed)
+            assert a.same_document_share == pytest.approx(a.resample_same_document / a.head_removed)
+
+
+def test_same_document_partners_share_document_and_column_and_are_never_the_key_itself():
+    from linebreak.causal.columns import same_document_partners
+
+    doc = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    col = np.array([5, 9, 5, 5, 5, 9, 9, 5])
+    p = same_document_partners(doc, col, seed=0)
+    alone = np.array([False, True, False, False, True, False, False, True])  # no other key of its doc and column
+    assert (p[alone] == -1).all() and (p[~alone] >= 0).all()
+    j = np.flatnonzero(~alone)
+    assert (p[j] != j).all() and (doc[p[j]] == doc[j]).all() and (col[p[j]] == col[j]).all()
+    np.testing.assert_array_equal(p, same_document_partners(doc, col, seed=0))  # seeded
+    draws = np.stack([same_document_partners(doc, col, seed=s)[0] for s in range(200)])
+    assert set(draws.tolist()) == {2, 3}  # every other member is drawn
 
 
 def test_key_classes_refuse_a_prose_corpus(cli, trained, tmp_path):

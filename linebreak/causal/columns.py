@@ -10,7 +10,12 @@ each of which marks a column start:
 - ``mean``: each such key set to the mean of them;
 - ``resample_same_column``: each replaced by the key of a random token of the class *that marks the same column
   start* (another token, mostly of another document; the column is all it keeps);
-- ``resample_other_column``: by the key of a random token of the class that marks *another* column start.
+- ``resample_other_column``: by the key of a random token of the class that marks *another* column start;
+- ``resample_same_document``: by the key of another token of the class that marks the same column start *in
+  the same document* (an earlier or later row; a key with no such partner keeps its own). Beside
+  ``resample_same_column`` it tells whether a key carries more than its column start, and whether that more is
+  its document's: a key that keeps the effect only from its own document matches on something the document
+  fixes (its layout), not on the column start alone.
 
 A head that compares the count with the key's column keeps its effect under the same-column resample and loses
 it under the other-column one (``same_column_share`` small, ``other_column_share`` near 1 or above: a wrong
@@ -32,7 +37,7 @@ from linebreak.hooks.points import hook_name
 from linebreak.hooks.run import as_tensor, batches, run_with_hooks
 from linebreak.qk import keyclass
 from linebreak.qk.collect import check_model, select_docs
-from linebreak.results import Result
+from linebreak.results import OMIT, Result
 from linebreak.rules.causal import COLUMN_OTHER_MIN_SHARE, COLUMN_SAME_MAX_SHARE, MIN_LOSS_CHANGE
 
 
@@ -50,6 +55,9 @@ class ColumnKeyAblation:
     other_column_share: float
     keeps_with_same_column: bool
     loses_with_other_column: bool
+    resample_same_document: float | None = field(default=None, metadata=OMIT)
+    same_document_share: float | None = field(default=None, metadata=OMIT)
+    same_document_keys: float | None = field(default=None, metadata=OMIT)  # share of keys with a partner
 
 
 @dataclass(kw_only=True)
@@ -91,6 +99,7 @@ def column_key_ablation(model, ids: np.ndarray, lab: dict, keys: str, layer: int
     import torch
 
     starts = keyclass.key_values(lab, keys)  # the column start each key token marks, -1 elsewhere
+    before = np.concatenate([[0], np.cumsum((starts >= 0).sum(1))])  # key tokens in the documents before each
     batch: dict = {}
     pool, pool_col = [], []
 
@@ -102,7 +111,7 @@ def column_key_ablation(model, ids: np.ndarray, lab: dict, keys: str, layer: int
 
     def with_keys(fn):
         def hooks_for(s, e):
-            batch["cols"] = torch.as_tensor(starts[s:e])
+            batch["cols"], batch["first"] = torch.as_tensor(starts[s:e]), int(before[s])
             return ()
         with edit_keys(model, layer, head, fn):
             return pad_loss(model, ids, lab, cfg.batch_size, hooks_for)
@@ -118,9 +127,22 @@ def column_key_ablation(model, ids: np.ndarray, lab: dict, keys: str, layer: int
             return resample_rows(k, g >= 0, keys, gen, g, key_col.to(k.device), same=same)
         return fn
 
+    doc = np.repeat(np.arange(len(ids)), np.diff(before))  # the document of each pool key, in pool order
+    partner = torch.as_tensor(same_document_partners(doc, key_col.numpy(), cfg.seed))
+
+    def resample_own_document(k, x):
+        rows = batch["cols"].to(k.device) >= 0
+        p = partner[batch["first"]: batch["first"] + int(rows.sum())].to(k.device)
+        new = k[rows]
+        new[p >= 0] = keys.to(k)[p[p >= 0]]
+        k = k.clone()
+        k[rows] = new
+        return k
+
     removed = pad_loss(model, ids, lab, cfg.batch_size, lambda s, e: [(hook_name("z", layer), zero_heads([head]))])
     d = {"mean": with_keys(lambda k, x: torch.where((batch["cols"] >= 0).to(k.device)[..., None], mean.to(k), k)),
-         "same": with_keys(resample(True)), "other": with_keys(resample(False))}
+         "same": with_keys(resample(True)), "other": with_keys(resample(False)),
+         "document": with_keys(resample_own_document)}
     d = {k: v - base for k, v in d.items()}
     d_head = removed - base
     share = {k: v / d_head if d_head > MIN_LOSS_CHANGE else float("nan") for k, v in d.items()}
@@ -128,7 +150,26 @@ def column_key_ablation(model, ids: np.ndarray, lab: dict, keys: str, layer: int
         head=f"L{layer}H{head}", base_pad_loss=base, head_removed=d_head, mean=d["mean"],
         resample_same_column=d["same"], resample_other_column=d["other"], same_column_share=share["same"],
         other_column_share=share["other"], keeps_with_same_column=bool(share["same"] <= COLUMN_SAME_MAX_SHARE),
-        loses_with_other_column=bool(share["other"] >= COLUMN_OTHER_MIN_SHARE))
+        loses_with_other_column=bool(share["other"] >= COLUMN_OTHER_MIN_SHARE),
+        resample_same_document=d["document"], same_document_share=share["document"],
+        same_document_keys=float((partner >= 0).double().mean()) if len(partner) else float("nan"))
+
+
+def same_document_partners(doc: np.ndarray, col: np.ndarray, seed: int) -> np.ndarray:
+    """For each key (its document ``doc`` and column start ``col``, in pool order), the pool index of another
+    key of the same document and column start, drawn uniformly (seeded), or -1 when it has none."""
+    rng = np.random.default_rng([seed, 7])
+    out = np.full(len(doc), -1, dtype=np.int64)
+    groups: dict = {}
+    for j, key in enumerate(zip(doc.tolist(), col.tolist())):
+        groups.setdefault(key, []).append(j)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        m = np.asarray(members)
+        r = rng.integers(0, len(m) - 1, size=len(m))  # one of the others: skip the key itself
+        out[m] = m[r + (r >= np.arange(len(m)))]
+    return out
 
 
 def column_causal(model, corpus, qk_result, cfg: CausalConfig | None = None, tokenizer=None) -> ColumnCausalResult:

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{h.head}: removing it raises the pad loss by {h.head_removed:+.4f} nats; its {cfg.keys} keys "
                   f"resampled from the same column {h.resample_same_column:+.4f} (share {h.same_column_share:.2f}), "
                   f"from other columns {h.resample_other_column:+.4f} (share {h.other_column_share:.2f}), "
-                  f"their mean {h.mean:+.4f}")
+                  f"from the same column of their own document {h.resample_same_document:+.4f} "
+                  f"(share {h.same_document_share:.2f}), their mean {h.mean:+.4f}")
         print(f"wrote {out / 'causal.json'}")
         return 0
     res = causal_checks(model, corpus, _qk_result(args, model, tokenizer, corpus), cfg, tokenizer=tokenizer)
