@@ -26,8 +26,8 @@ and False):
 - ``col_index``: the column ``t``'s first character lies in (-1 at ``<bos>`` and newlines);
 - ``cell_index``: the pads before ``t`` on its row: the ordinal of the cell ``t`` is in (a pad: the cell it
   closes), counting only the cells written (-1 at ``<bos>`` and newlines). Equal to ``col_index`` unless a cell
-  of the row was left empty: it is what "the j-th cell of the row above" reads, where ``col_index`` is what the
-  same character column reads;
+  of the row was left empty or overflowed its column: it is what "the j-th cell of the row above" reads, where
+  ``col_index`` is what the same character column reads;
 - ``next_col``: the first column start at least ``MIN_PAD`` past ``count`` (-1 past the last column): at
   ``t`` before a pad that does not skip an empty cell, the pad's length is ``next_col - count`` (after a cell
   that overflows its column too: the pad runs to the first start it can reach);

@@ -86,15 +86,14 @@ def table_document(vocab: WordVocab, n_tokens: int, rng: np.random.Generator, co
             if c > 0:
                 out.append(pad0 + int(starts[c] - pos) - MIN_PAD)
                 pos = int(starts[c])
-            words = None
-            if overflow > 0 and row >= 1 and c + 2 < len(g) and rng.random() < overflow:
-                words = cell_words_in(vocab, rng, 2 * cell_words, int(g[c]) - 1, int(g[c] + g[c + 1]) - MIN_PAD,
-                                      OVERFLOW_TRIES)
+            over = overflow > 0 and row >= 1 and c + 2 < len(g) and rng.random() < overflow
+            words = cell_words_in(vocab, rng, 2 * cell_words, int(g[c]) - 1, int(g[c] + g[c + 1]) - MIN_PAD,
+                                  OVERFLOW_TRIES) if over else None
             span = 1 if words is None else 2
             if words is None:  # a plain cell: redrawn until it fits before a pad of MIN_PAD spaces
                 words = cell_words_in(vocab, rng, cell_words, 0, int(g[c]) - MIN_PAD)
             out += [FIRST_WORD_ID + int(words[0])] + [spaced + int(w) for w in words[1:]]
-            pos += int(vocab.lengths[words].sum() + len(words) - 1)
+            pos += content_length(vocab, words)
             c += span
         out.append(NEWLINE_ID)
         above, row = pattern, row + 1
@@ -108,10 +107,15 @@ def cell_words_in(vocab: WordVocab, rng: np.random.Generator, most: int, lo: int
     n, k = len(vocab.words), 0
     while tries is None or k < tries:
         words = rng.choice(n, size=int(rng.integers(1, most + 1)), p=vocab.probs)
-        if lo <= vocab.lengths[words].sum() + len(words) - 1 <= hi:
+        if lo <= content_length(vocab, words) <= hi:
             return words
         k += 1
     return None
+
+
+def content_length(vocab: WordVocab, words: np.ndarray) -> int:
+    """The characters of a cell's content: its words' letters and one space between each two."""
+    return int(vocab.lengths[words].sum() + len(words) - 1)
 
 
 def max_pad(gaps: list[int], empty_cells: float, overflow: float = 0.0) -> int:
